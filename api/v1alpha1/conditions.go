@@ -1,0 +1,71 @@
+package v1alpha1
+
+// Condition types on a ServiceIntent's status.
+const (
+	// ConditionReady is True when the target and every caller resolved and
+	// the intent's NetworkPolicies are in place.
+	ConditionReady = "Ready"
+	// ConditionResolved is True when the target and all callers resolved to
+	// pod selectors. False names the first kind of failure in its reason.
+	ConditionResolved = "Resolved"
+	// ConditionPolicyApplied is True when the NetworkPolicies the intent calls
+	// for (none in Audit mode) have been written and stale ones removed.
+	ConditionPolicyApplied = "PolicyApplied"
+)
+
+// Condition reasons.
+const (
+	// ReasonResolved: the target and every caller resolved.
+	ReasonResolved = "Resolved"
+	// ReasonTargetNotFound: the target reference does not exist or selects
+	// no pods by design (a Service without a selector); no policy is written.
+	ReasonTargetNotFound = "TargetNotFound"
+	// ReasonCallerNotFound: at least one caller does not resolve; it is
+	// granted nothing (fail closed) and the other callers still apply.
+	ReasonCallerNotFound = "CallerNotFound"
+	// ReasonApplied: the NetworkPolicies were written with server-side apply.
+	ReasonApplied = "Applied"
+	// ReasonApplyFailed: writing or deleting a NetworkPolicy failed.
+	ReasonApplyFailed = "ApplyFailed"
+	// ReasonAuditMode: the intent is in Audit mode, so the controller writes no
+	// NetworkPolicy for it (the agents report what Enforce would drop).
+	ReasonAuditMode = "AuditMode"
+	// ReasonReady: everything the intent asks for is in force.
+	ReasonReady = "Ready"
+)
+
+// Event reasons recorded on a ServiceIntent.
+const (
+	// EventPolicyCreated: a NetworkPolicy was created for the intent.
+	EventPolicyCreated = "PolicyCreated"
+	// EventPolicyUpdated: a NetworkPolicy of the intent was changed.
+	EventPolicyUpdated = "PolicyUpdated"
+	// EventPolicyDeleted: a NetworkPolicy the intent no longer needs was removed.
+	EventPolicyDeleted = "PolicyDeleted"
+	// EventCallerNotFound: a caller stopped resolving (warning).
+	EventCallerNotFound = "CallerNotFound"
+	// EventTargetNotFound: the target stopped resolving (warning).
+	EventTargetNotFound = "TargetNotFound"
+	// EventApplyFailed: writing a NetworkPolicy failed (warning).
+	EventApplyFailed = "ApplyFailed"
+)
+
+// Labels the controller puts on every object it generates.
+const (
+	// LabelManagedBy marks generated objects; its value is ManagedByValue.
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	// ManagedByValue is the value of LabelManagedBy on Palisade's objects.
+	ManagedByValue = "palisade"
+	// LabelIntent holds the name of the intent a NetworkPolicy belongs to.
+	LabelIntent = "palisade.dev/intent"
+	// LabelIntentNamespace holds the namespace of that intent.
+	LabelIntentNamespace = "palisade.dev/intent-namespace"
+	// LabelZeroTrust on a Namespace opts it into zero trust when its value is
+	// ZeroTrustEnforce.
+	LabelZeroTrust = "palisade.dev/zero-trust"
+	// ZeroTrustEnforce is the value of LabelZeroTrust that turns zero trust on.
+	ZeroTrustEnforce = "enforce"
+	// Finalizer lets the controller remove the intent's NetworkPolicies in other
+	// namespaces, which owner references cannot reach.
+	Finalizer = "palisade.dev/networkpolicies"
+)

@@ -1,0 +1,81 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/palisade-dev/palisade/api/v1alpha1"
+	"github.com/palisade-dev/palisade/controllers/compiler"
+)
+
+// NamespaceReconciler keeps palisade-default-deny and palisade-baseline in
+// every zero-trust namespace, and removes them when the label goes.
+type NamespaceReconciler struct {
+	client.Client
+	DNS compiler.DNSConfig
+}
+
+// Reconcile applies or removes the namespace's two zero-trust policies.
+func (r *NamespaceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	ns := &metav1.PartialObjectMetadata{}
+	ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+	if err := r.Get(ctx, req.NamespacedName, ns); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	desired := compiler.ZeroTrust(ns.Name, r.DNS)
+	enforce := ns.Labels[v1alpha1.LabelZeroTrust] == v1alpha1.ZeroTrustEnforce && ns.DeletionTimestamp.IsZero()
+	var errs []error
+	for i := range desired {
+		p := &desired[i]
+		existing := &networkingv1.NetworkPolicy{}
+		err := r.Get(ctx, client.ObjectKeyFromObject(p), existing)
+		if err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("get networkpolicy %s/%s: %w", p.Namespace, p.Name, err))
+			continue
+		}
+		found := err == nil
+		switch {
+		case enforce:
+			if !found {
+				existing = nil
+			}
+			if action, err := applyPolicy(ctx, r.Client, p, existing); err != nil {
+				errs = append(errs, err)
+			} else if action != unchanged {
+				log.FromContext(ctx).Info("zero-trust policy applied", "policy", p.Name)
+			}
+		case found && existing.Labels[v1alpha1.LabelManagedBy] == v1alpha1.ManagedByValue:
+			if err := deletePolicy(ctx, r.Client, existing); err != nil {
+				errs = append(errs, err)
+			} else {
+				log.FromContext(ctx).Info("zero-trust policy removed", "policy", p.Name)
+			}
+		}
+	}
+	return ctrl.Result{}, errors.Join(errs...)
+}
+
+func (r *NamespaceReconciler) setup(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("zerotrust-namespace").
+		For(&corev1.Namespace{}, builder.OnlyMetadata, builder.WithPredicates(labelsOrLifecycle)).
+		Watches(&networkingv1.NetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			if o.GetName() != compiler.DefaultDenyName && o.GetName() != compiler.BaselineName {
+				return nil
+			}
+			return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: o.GetNamespace()}}}
+		}), builder.WithPredicates(managedPolicy)).
+		Complete(r)
+}

@@ -1,0 +1,233 @@
+// Package controllers holds Palisade's reconcilers: ServiceIntents become
+// NetworkPolicies, and zero-trust namespaces get their baseline policies.
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/palisade-dev/palisade/api/v1alpha1"
+	"github.com/palisade-dev/palisade/controllers/compiler"
+)
+
+// +kubebuilder:rbac:groups=palisade.dev,resources=serviceintents,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=palisade.dev,resources=serviceintents/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=palisade.dev,resources=serviceintents/finalizers,verbs=update
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=services;namespaces;pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets;replicasets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=batch,resources=jobs;cronjobs,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// ServiceIntentReconciler turns each ServiceIntent into NetworkPolicies.
+type ServiceIntentReconciler struct {
+	client.Client
+	// APIReader reads around the cache where a stale read would leave a
+	// policy behind (deletion).
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+}
+
+// Reconcile: get → resolve → compile (pure) → apply → one status patch when
+// the status changed.
+func (r *ServiceIntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	logger := log.FromContext(ctx)
+	si := &v1alpha1.ServiceIntent{}
+	if err := r.Get(ctx, req.NamespacedName, si); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !si.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.reconcileDelete(ctx, si)
+	}
+	if !controllerutil.ContainsFinalizer(si, v1alpha1.Finalizer) {
+		orig := si.DeepCopy()
+		controllerutil.AddFinalizer(si, v1alpha1.Finalizer)
+		if err := r.Patch(ctx, si, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+			return ctrl.Result{}, fmt.Errorf("add finalizer: %w", err)
+		}
+	}
+
+	zeroTrust, err := zeroTrustNamespaces(ctx, r.Client)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	res, err := resolver{r.Client}.resolve(ctx, si, zeroTrust)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	res.input.Owner = ownerReference(si)
+	audit := si.Spec.Mode == v1alpha1.ModeAudit
+	var desired []networkingv1.NetworkPolicy
+	if !audit {
+		desired = compiler.Compile(res.input)
+	}
+	applyErr := r.applyAll(ctx, si, desired)
+	selected, err := r.countPods(ctx, si.Namespace, res.input.Target)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+
+	orig := si.DeepCopy()
+	names := make([]string, 0, len(desired))
+	for i := range desired {
+		names = append(names, desired[i].Namespace+"/"+desired[i].Name)
+	}
+	setStatus(si, statusInput{res: res, audit: audit, selectedPods: selected, policies: names, applyErr: applyErr})
+	r.recordResolution(orig, si)
+	if !apiequality.Semantic.DeepEqual(orig.Status, si.Status) {
+		if err := r.Status().Patch(ctx, si, client.MergeFrom(orig)); err != nil {
+			return ctrl.Result{}, errors.Join(applyErr, fmt.Errorf("patch status: %w", err))
+		}
+		logger.V(1).Info("status updated", "ready", readyStatus(si))
+	}
+	return ctrl.Result{}, applyErr
+}
+
+// applyAll writes the desired policies and deletes the intent's others.
+func (r *ServiceIntentReconciler) applyAll(ctx context.Context, si *v1alpha1.ServiceIntent, desired []networkingv1.NetworkPolicy) error {
+	var existing networkingv1.NetworkPolicyList
+	if err := r.List(ctx, &existing, client.MatchingLabels(compiler.IntentLabels(si.Name, si.Namespace))); err != nil {
+		return fmt.Errorf("list networkpolicies: %w", err)
+	}
+	have := byKey(existing.Items)
+	var errs []error
+	for i := range desired {
+		key := client.ObjectKeyFromObject(&desired[i])
+		action, err := applyPolicy(ctx, r.Client, &desired[i], have[key])
+		delete(have, key)
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+			r.Recorder.Eventf(si, nil, corev1.EventTypeWarning, v1alpha1.EventApplyFailed, "Apply", "apply NetworkPolicy %s: %v", key, err)
+		case action == created:
+			r.Recorder.Eventf(si, nil, corev1.EventTypeNormal, v1alpha1.EventPolicyCreated, "Apply", "created NetworkPolicy %s", key)
+		case action == updated:
+			r.Recorder.Eventf(si, nil, corev1.EventTypeNormal, v1alpha1.EventPolicyUpdated, "Apply", "updated NetworkPolicy %s", key)
+		}
+	}
+	for key, stale := range have {
+		if err := deletePolicy(ctx, r.Client, stale); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		r.Recorder.Eventf(si, nil, corev1.EventTypeNormal, v1alpha1.EventPolicyDeleted, "Delete", "deleted NetworkPolicy %s", key)
+	}
+	return errors.Join(errs...)
+}
+
+// reconcileDelete removes every policy of the intent, in all namespaces, then
+// the finalizer. It lists through the API reader: a policy created moments
+// ago may not be in the cache yet, and must not be left behind.
+func (r *ServiceIntentReconciler) reconcileDelete(ctx context.Context, si *v1alpha1.ServiceIntent) error {
+	if !controllerutil.ContainsFinalizer(si, v1alpha1.Finalizer) {
+		return nil
+	}
+	var existing networkingv1.NetworkPolicyList
+	if err := r.APIReader.List(ctx, &existing, client.MatchingLabels(compiler.IntentLabels(si.Name, si.Namespace))); err != nil {
+		return fmt.Errorf("list networkpolicies: %w", err)
+	}
+	for i := range existing.Items {
+		if err := deletePolicy(ctx, r.Client, &existing.Items[i]); err != nil {
+			return err
+		}
+	}
+	orig := si.DeepCopy()
+	controllerutil.RemoveFinalizer(si, v1alpha1.Finalizer)
+	if err := r.Patch(ctx, si, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+		return client.IgnoreNotFound(fmt.Errorf("remove finalizer: %w", err))
+	}
+	log.FromContext(ctx).Info("intent deleted, its NetworkPolicies removed", "policies", len(existing.Items))
+	return nil
+}
+
+// countPods counts the pods the target selects (metadata-only cache).
+func (r *ServiceIntentReconciler) countPods(ctx context.Context, namespace string, target *metav1.LabelSelector) (int32, error) {
+	if target == nil {
+		return 0, nil
+	}
+	sel, err := metav1.LabelSelectorAsSelector(target)
+	if err != nil {
+		return 0, nil //nolint:nilerr // an unparsable selector selects nothing; the API server would reject the policy too
+	}
+	pods := &metav1.PartialObjectMetadataList{}
+	pods.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("PodList"))
+	if err := r.List(ctx, pods, client.InNamespace(namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+		return 0, fmt.Errorf("list pods: %w", err)
+	}
+	return int32(min(len(pods.Items), 1<<31-1)), nil
+}
+
+// recordResolution warns once when the target or a caller stops resolving.
+func (r *ServiceIntentReconciler) recordResolution(before, after *v1alpha1.ServiceIntent) {
+	was := map[string]bool{}
+	for _, c := range before.Status.Callers {
+		was[c.Name] = c.Resolved
+	}
+	for _, c := range after.Status.Callers {
+		if resolved, known := was[c.Name]; !c.Resolved && (!known || resolved) {
+			r.Recorder.Eventf(after, nil, corev1.EventTypeWarning, v1alpha1.EventCallerNotFound, "Resolve", "caller %s: %s", c.Name, c.Message)
+		}
+	}
+	beforeResolved := conditionReason(before, v1alpha1.ConditionResolved)
+	if reason := conditionReason(after, v1alpha1.ConditionResolved); reason == v1alpha1.ReasonTargetNotFound && beforeResolved != reason {
+		r.Recorder.Eventf(after, nil, corev1.EventTypeWarning, v1alpha1.EventTargetNotFound, "Resolve", "target %s does not resolve", after.Status.Target)
+	}
+}
+
+func conditionReason(si *v1alpha1.ServiceIntent, condType string) string {
+	for _, c := range si.Status.Conditions {
+		if c.Type == condType {
+			return c.Reason
+		}
+	}
+	return ""
+}
+
+func readyStatus(si *v1alpha1.ServiceIntent) string {
+	for _, c := range si.Status.Conditions {
+		if c.Type == v1alpha1.ConditionReady {
+			return string(c.Status)
+		}
+	}
+	return ""
+}
+
+func ownerReference(si *v1alpha1.ServiceIntent) *metav1.OwnerReference {
+	return &metav1.OwnerReference{
+		APIVersion:         v1alpha1.GroupVersion.String(),
+		Kind:               "ServiceIntent",
+		Name:               si.Name,
+		UID:                si.UID,
+		Controller:         ptr.To(true),
+		BlockOwnerDeletion: ptr.To(true),
+	}
+}
+
+// zeroTrustNamespaces returns the labels of the namespaces in zero trust.
+func zeroTrustNamespaces(ctx context.Context, c client.Reader) (map[string]labels.Set, error) {
+	list := &metav1.PartialObjectMetadataList{}
+	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NamespaceList"))
+	if err := c.List(ctx, list, client.MatchingLabels{v1alpha1.LabelZeroTrust: v1alpha1.ZeroTrustEnforce}); err != nil {
+		return nil, fmt.Errorf("list namespaces: %w", err)
+	}
+	out := make(map[string]labels.Set, len(list.Items))
+	for _, ns := range list.Items {
+		if ns.DeletionTimestamp.IsZero() {
+			out[ns.Name] = labels.Set(ns.Labels)
+		}
+	}
+	return out, nil
+}

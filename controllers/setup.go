@@ -1,0 +1,116 @@
+package controllers
+
+import (
+	"context"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/palisade-dev/palisade/api/v1alpha1"
+	"github.com/palisade-dev/palisade/controllers/compiler"
+)
+
+// Options configure the controllers.
+type Options struct {
+	// DNS is where cluster DNS runs, for zero-trust namespaces' baseline.
+	DNS compiler.DNSConfig
+}
+
+// SetupWithManager registers the index, the intent controller and the
+// zero-trust namespace controller with the manager.
+func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error {
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.ServiceIntent{}, referenceIndex, intentReferences); err != nil {
+		return err
+	}
+	intents := &ServiceIntentReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("palisade-controller"),
+	}
+	if err := intents.setup(mgr); err != nil {
+		return err
+	}
+	ns := &NamespaceReconciler{Client: mgr.GetClient(), DNS: opts.DNS}
+	return ns.setup(mgr)
+}
+
+// intentChanged passes spec changes and the start of a deletion, not the
+// controller's own status and finalizer writes.
+var intentChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		return e.ObjectOld.GetGeneration() != e.ObjectNew.GetGeneration() ||
+			e.ObjectOld.GetDeletionTimestamp().IsZero() != e.ObjectNew.GetDeletionTimestamp().IsZero()
+	},
+}
+
+// managedPolicy passes NetworkPolicies Palisade generated.
+var managedPolicy = predicate.NewPredicateFuncs(func(o client.Object) bool {
+	return o.GetLabels()[v1alpha1.LabelManagedBy] == v1alpha1.ManagedByValue
+})
+
+// labelsOrLifecycle passes creations, deletions and label changes: all that
+// matters of Pods and Namespaces here.
+var labelsOrLifecycle = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		return !apiequality.Semantic.DeepEqual(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels()) ||
+			e.ObjectOld.GetDeletionTimestamp().IsZero() != e.ObjectNew.GetDeletionTimestamp().IsZero()
+	},
+}
+
+func (r *ServiceIntentReconciler) setup(mgr ctrl.Manager) error {
+	byRef := func(kind string) handler.EventHandler {
+		return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			return intentsByKeys(ctx, r.Client, objectKey(kind, o.GetNamespace(), o.GetName()))
+		})
+	}
+	b := ctrl.NewControllerManagedBy(mgr).
+		Named("serviceintent").
+		For(&v1alpha1.ServiceIntent{}, builder.WithPredicates(intentChanged)).
+		Watches(&networkingv1.NetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(intentOfPolicy), builder.WithPredicates(managedPolicy)).
+		Watches(&corev1.Service{}, byRef(compiler.KindService)).
+		Watches(&appsv1.Deployment{}, byRef(string(v1alpha1.WorkloadDeployment)), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&appsv1.StatefulSet{}, byRef(string(v1alpha1.WorkloadStatefulSet)), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&appsv1.DaemonSet{}, byRef(string(v1alpha1.WorkloadDaemonSet)), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&appsv1.ReplicaSet{}, byRef(string(v1alpha1.WorkloadReplicaSet)), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&batchv1.Job{}, byRef(string(v1alpha1.WorkloadJob)), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&batchv1.CronJob{}, byRef(string(v1alpha1.WorkloadCronJob)), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			return intentsByKeys(ctx, r.Client, namespaceKey(o.GetName()), namespaceSelectorKey)
+		}), builder.WithPredicates(labelsOrLifecycle)).
+		WatchesMetadata(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.intentsInNamespace), builder.WithPredicates(labelsOrLifecycle))
+	return b.Complete(r)
+}
+
+// intentOfPolicy maps a generated policy back to its intent by its labels.
+func intentOfPolicy(_ context.Context, o client.Object) []reconcile.Request {
+	l := o.GetLabels()
+	name, ns := l[v1alpha1.LabelIntent], l[v1alpha1.LabelIntentNamespace]
+	if name == "" || ns == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: ns, Name: name}}}
+}
+
+// intentsInNamespace maps a pod to the intents of its namespace, whose
+// selected-pod counts it may change.
+func (r *ServiceIntentReconciler) intentsInNamespace(ctx context.Context, o client.Object) []reconcile.Request {
+	var list v1alpha1.ServiceIntentList
+	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return out
+}

@@ -1,0 +1,87 @@
+package controllers
+
+import (
+	"fmt"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/palisade-dev/palisade/api/v1alpha1"
+)
+
+// statusInput is what a reconcile learned, to be written to status.
+type statusInput struct {
+	res          *resolution
+	audit        bool
+	selectedPods int32
+	policies     []string
+	applyErr     error
+}
+
+// setStatus computes the intent's status in place from what the reconcile
+// learned. Condition times only move when a condition's status changes.
+func setStatus(si *v1alpha1.ServiceIntent, in statusInput) {
+	st := &si.Status
+	gen := si.Generation
+	st.ObservedGeneration = gen
+	st.Target = in.res.target
+	st.SelectedPods = in.selectedPods
+	st.NetworkPolicies = in.policies
+	st.Callers = in.res.callers
+
+	resolvedCallers := 0
+	var unresolved []string
+	for _, c := range in.res.callers {
+		if c.Resolved {
+			resolvedCallers++
+		} else {
+			unresolved = append(unresolved, c.Name)
+		}
+	}
+	st.ResolvedCallers = fmt.Sprintf("%d/%d", resolvedCallers, len(in.res.callers))
+
+	resolved := metav1.Condition{Type: v1alpha1.ConditionResolved, Status: metav1.ConditionTrue,
+		Reason: v1alpha1.ReasonResolved, Message: "the target and every caller resolved"}
+	switch {
+	case in.res.targetMessage != "":
+		resolved.Status, resolved.Reason = metav1.ConditionFalse, v1alpha1.ReasonTargetNotFound
+		resolved.Message = in.res.targetMessage + "; no NetworkPolicy is written for this intent"
+	case len(unresolved) > 0:
+		resolved.Status, resolved.Reason = metav1.ConditionFalse, v1alpha1.ReasonCallerNotFound
+		resolved.Message = fmt.Sprintf("callers %s do not resolve and are allowed nothing; the others apply", strings.Join(unresolved, ", "))
+	}
+
+	applied := metav1.Condition{Type: v1alpha1.ConditionPolicyApplied, Status: metav1.ConditionTrue,
+		Reason: v1alpha1.ReasonApplied, Message: fmt.Sprintf("%d NetworkPolicies in place", len(in.policies))}
+	switch {
+	case in.applyErr != nil:
+		applied.Status, applied.Reason = metav1.ConditionFalse, v1alpha1.ReasonApplyFailed
+		applied.Message = truncate(in.applyErr.Error(), 1024)
+	case in.audit:
+		applied.Reason = v1alpha1.ReasonAuditMode
+		applied.Message = "Audit mode: the controller writes no NetworkPolicy for this intent; nothing is dropped on its behalf"
+	}
+
+	ready := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue,
+		Reason: v1alpha1.ReasonReady, Message: "the intent is in force"}
+	if in.audit {
+		ready.Message = "the intent is in Audit mode"
+	}
+	for _, c := range []metav1.Condition{applied, resolved} {
+		if c.Status != metav1.ConditionTrue {
+			ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, c.Reason, c.Message
+		}
+	}
+	for _, c := range []metav1.Condition{ready, resolved, applied} {
+		c.ObservedGeneration = gen
+		meta.SetStatusCondition(&st.Conditions, c)
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}

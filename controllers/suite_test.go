@@ -1,0 +1,327 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/palisade-dev/palisade/api/v1alpha1"
+	"github.com/palisade-dev/palisade/controllers"
+	"github.com/palisade-dev/palisade/internal/testenv"
+)
+
+// writeLog records every write the manager's client makes, by namespace.
+type writeLog struct {
+	mu     sync.Mutex
+	writes []string
+}
+
+func (w *writeLog) add(verb string, obj client.Object) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.writes = append(w.writes, fmt.Sprintf("%s %T %s/%s", verb, obj, obj.GetNamespace(), obj.GetName()))
+}
+
+func (w *writeLog) addApply(obj runtime.ApplyConfiguration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.writes = append(w.writes, fmt.Sprintf("apply %v", obj))
+}
+
+func (w *writeLog) reset() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.writes = nil
+}
+
+func (w *writeLog) list() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.writes...)
+}
+
+// withWatch lets the manager's cache-backed client pass through the
+// interceptor, which wants a WatchClient; the reconcilers never watch.
+type withWatch struct{ client.Client }
+
+func (withWatch) Watch(context.Context, client.ObjectList, ...client.ListOption) (watch.Interface, error) {
+	return nil, fmt.Errorf("watch is not supported")
+}
+
+// harness is a real kube-apiserver with the real manager running against it.
+type harness struct {
+	c      client.Client
+	writes *writeLog
+}
+
+func newScheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(v1alpha1.AddToScheme(s))
+	return s
+}
+
+func startHarness(t *testing.T) *harness {
+	t.Helper()
+	ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
+	cfg := testenv.Start(t)
+	scheme := newScheme()
+	writes := &writeLog{}
+	dns, err := controllers.ParseDNSConfig("kube-system", "k8s-app=kube-dns", "53/UDP,53/TCP")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		NewClient: func(config *rest.Config, options client.Options) (client.Client, error) {
+			c, err := client.New(config, options)
+			if err != nil {
+				return nil, err
+			}
+			return interceptor.NewClient(withWatch{c}, interceptor.Funcs{
+				Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+					writes.add("create", obj)
+					return c.Create(ctx, obj, opts...)
+				},
+				Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
+					writes.add("update", obj)
+					return c.Update(ctx, obj, opts...)
+				},
+				Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+					writes.add("patch", obj)
+					return c.Patch(ctx, obj, patch, opts...)
+				},
+				Delete: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.DeleteOption) error {
+					writes.add("delete", obj)
+					return c.Delete(ctx, obj, opts...)
+				},
+				Apply: func(ctx context.Context, c client.WithWatch, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
+					writes.addApply(obj)
+					return c.Apply(ctx, obj, opts...)
+				},
+				SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+					writes.add("patch/"+sub, obj)
+					return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+				},
+				SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+					writes.add("update/"+sub, obj)
+					return c.SubResource(sub).Update(ctx, obj, opts...)
+				},
+			}), nil
+		},
+	})
+	if err != nil {
+		t.Fatalf("manager: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{DNS: dns}); err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	})
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &harness{c: c, writes: writes}
+}
+
+// eventually retries check until it returns nil or the time is up.
+func eventually(t *testing.T, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = check(); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s: %v", what, err)
+}
+
+// reconcileCount reads controller-runtime's reconcile counter.
+func reconcileCount(t *testing.T, controller string) float64 {
+	t.Helper()
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total float64
+	for _, f := range families {
+		if f.GetName() != "controller_runtime_reconcile_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "controller" && l.GetValue() == controller {
+					total += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return total
+}
+
+func (h *harness) namespace(t *testing.T, name string, zeroTrust bool) {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if zeroTrust {
+		ns.Labels = map[string]string{v1alpha1.LabelZeroTrust: v1alpha1.ZeroTrustEnforce}
+	}
+	if err := h.c.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (h *harness) service(t *testing.T, ns, name string, selector map[string]string) {
+	t.Helper()
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec:       corev1.ServiceSpec{Selector: selector, Ports: []corev1.ServicePort{{Port: 80}}},
+	}
+	if err := h.c.Create(context.Background(), svc); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (h *harness) pod(t *testing.T, ns, name string, labels map[string]string) {
+	t.Helper()
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: labels},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.invalid/app"}}},
+	}
+	if err := h.c.Create(context.Background(), pod); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (h *harness) create(t *testing.T, obj client.Object) {
+	t.Helper()
+	if err := h.c.Create(context.Background(), obj); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (h *harness) intent(t *testing.T, ns, name string, spec v1alpha1.ServiceIntentSpec) *v1alpha1.ServiceIntent {
+	t.Helper()
+	si := &v1alpha1.ServiceIntent{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: spec}
+	h.create(t, si)
+	return si
+}
+
+// updateIntent changes the intent's spec, retrying on conflicts.
+func (h *harness) updateIntent(t *testing.T, ns, name string, change func(*v1alpha1.ServiceIntent)) {
+	t.Helper()
+	eventually(t, "update intent", func() error {
+		si := &v1alpha1.ServiceIntent{}
+		if err := h.c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, si); err != nil {
+			return err
+		}
+		change(si)
+		return h.c.Update(context.Background(), si)
+	})
+}
+
+func (h *harness) getIntent(t *testing.T, ns, name string) *v1alpha1.ServiceIntent {
+	t.Helper()
+	si := &v1alpha1.ServiceIntent{}
+	if err := h.c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, si); err != nil {
+		t.Fatal(err)
+	}
+	return si
+}
+
+// policies returns the names (namespace/name) of the NetworkPolicies in ns.
+func (h *harness) policies(t *testing.T, namespaces ...string) map[string]*networkingv1.NetworkPolicy {
+	t.Helper()
+	out := map[string]*networkingv1.NetworkPolicy{}
+	for _, ns := range namespaces {
+		var list networkingv1.NetworkPolicyList
+		if err := h.c.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+			t.Fatal(err)
+		}
+		for i := range list.Items {
+			out[ns+"/"+list.Items[i].Name] = &list.Items[i]
+		}
+	}
+	return out
+}
+
+// policyNames is an eventually-check that the namespaces hold exactly names.
+func (h *harness) expectPolicies(t *testing.T, want []string, namespaces ...string) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("policies in %v", namespaces), func() error {
+		got := h.policies(t, namespaces...)
+		if len(got) != len(want) {
+			return fmt.Errorf("have %v, want %v", keys(got), want)
+		}
+		for _, w := range want {
+			if got[w] == nil {
+				return fmt.Errorf("have %v, want %v", keys(got), want)
+			}
+		}
+		return nil
+	})
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func condition(si *v1alpha1.ServiceIntent, typ string) *metav1.Condition {
+	for i := range si.Status.Conditions {
+		if si.Status.Conditions[i].Type == typ {
+			return &si.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+// expectCondition waits until the intent's condition has status and reason
+// for its current generation.
+func (h *harness) expectCondition(t *testing.T, ns, name, typ string, status metav1.ConditionStatus, reason string) *v1alpha1.ServiceIntent {
+	t.Helper()
+	var si *v1alpha1.ServiceIntent
+	eventually(t, fmt.Sprintf("%s/%s condition %s=%s/%s", ns, name, typ, status, reason), func() error {
+		si = h.getIntent(t, ns, name)
+		c := condition(si, typ)
+		if c == nil {
+			return fmt.Errorf("no %s condition", typ)
+		}
+		if c.Status != status || c.Reason != reason || si.Status.ObservedGeneration != si.Generation {
+			return fmt.Errorf("have %s/%s (%s) at generation %d of %d", c.Status, c.Reason, c.Message, si.Status.ObservedGeneration, si.Generation)
+		}
+		return nil
+	})
+	return si
+}
