@@ -1,0 +1,172 @@
+package netnstest
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// Node is a node's root namespace: pods are routed veths ending in it, so
+// its forward hook sees all pod traffic. Node i owns the node addresses
+// 10.100.0.i and fd00:100::i (on lo) and the pod CIDRs 10.100.i.0/24 and
+// fd00:100:0:i::/64.
+type Node struct {
+	*NS
+	// Name is the node's name in the API (spec.nodeName of its pods).
+	Name     string
+	Index    int
+	IP4, IP6 netip.Addr
+	PodCIDR4 netip.Prefix
+	PodCIDR6 netip.Prefix
+
+	nl   *netlink.Handle
+	pods int
+}
+
+// NewNode creates node number index (1..254) with forwarding on.
+func NewNode(t testing.TB, name string, index int) *Node {
+	t.Helper()
+	if index < 1 || index > 254 {
+		t.Fatalf("node index %d out of 1..254", index)
+	}
+	n := &Node{
+		NS:       New(t, fmt.Sprintf("n%d", index)),
+		Name:     name,
+		Index:    index,
+		IP4:      netip.AddrFrom4([4]byte{10, 100, 0, byte(index)}),
+		IP6:      netip.MustParseAddr(fmt.Sprintf("fd00:100::%x", index)),
+		PodCIDR4: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 100, byte(index), 0}), 24),
+		PodCIDR6: netip.MustParsePrefix(fmt.Sprintf("fd00:100:0:%x::/64", index)),
+	}
+	n.nl = handle(t, n.NS)
+	for _, kv := range [][2]string{
+		{"net.ipv4.ip_forward", "1"},
+		{"net.ipv6.conf.all.forwarding", "1"},
+		// Addresses are usable at once: no duplicate address detection.
+		{"net.ipv6.conf.all.accept_dad", "0"},
+		{"net.ipv6.conf.default.accept_dad", "0"},
+	} {
+		n.Sysctl(t, kv[0], kv[1])
+	}
+	lo, err := n.nl.LinkByName("lo")
+	if err != nil {
+		t.Fatalf("lo of %s: %v", n.Name, err)
+	}
+	addAddr(t, n.nl, lo, n.IP4)
+	addAddr(t, n.nl, lo, n.IP6)
+	return n
+}
+
+// Connect joins two nodes with a veth and routes each one's pod CIDRs and
+// node addresses to the other, so a pod behind b is a remote peer for a's
+// pods (its traffic to them crosses a's forward hook).
+func Connect(t testing.TB, a, b *Node) {
+	t.Helper()
+	nameA, nameB := fmt.Sprintf("nx%d", b.Index), fmt.Sprintf("nx%d", a.Index)
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: nameA}, PeerName: nameB, PeerNamespace: netlink.NsFd(b.Fd)}
+	if err := a.nl.LinkAdd(veth); err != nil {
+		t.Fatalf("veth %s-%s: %v", a.Name, b.Name, err)
+	}
+	la, err := a.nl.LinkByName(nameA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb, err := b.nl.LinkByName(nameB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, up := range []struct {
+		nl   *netlink.Handle
+		link netlink.Link
+	}{{a.nl, la}, {b.nl, lb}} {
+		if err := up.nl.LinkSetUp(up.link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitOperUp(t, a.nl, nameA)
+	waitOperUp(t, b.nl, nameB)
+	for _, side := range []struct {
+		self, peer   *Node
+		link, remote netlink.Link
+	}{{a, b, la, lb}, {b, a, lb, la}} {
+		nl, idx := side.self.nl, side.link.Attrs().Index
+		ll := netip.MustParseAddr(fmt.Sprintf("fe80::%x", side.self.Index))
+		peerLL := netip.MustParseAddr(fmt.Sprintf("fe80::%x", side.peer.Index))
+		if err := nl.AddrAdd(side.link, &netlink.Addr{IPNet: prefixNet(netip.PrefixFrom(ll, 64)), Flags: unix.IFA_F_NODAD}); err != nil {
+			t.Fatalf("address %s on %s: %v", ll, side.self.Name, err)
+		}
+		// Static neighbours: the peer node answers for addresses on its lo
+		// over ARP but not over neighbour discovery.
+		mac := side.remote.Attrs().HardwareAddr
+		for _, ip := range []netip.Addr{side.peer.IP4, peerLL} {
+			if err := nl.NeighAdd(&netlink.Neigh{LinkIndex: idx, State: netlink.NUD_PERMANENT, IP: ip.AsSlice(), HardwareAddr: mac}); err != nil {
+				t.Fatalf("neighbour %s on %s: %v", ip, side.self.Name, err)
+			}
+		}
+		routes := []*netlink.Route{
+			{LinkIndex: idx, Dst: prefixNet(netip.PrefixFrom(side.peer.IP4, 32)), Scope: netlink.SCOPE_LINK},
+			{LinkIndex: idx, Dst: prefixNet(side.peer.PodCIDR4), Gw: side.peer.IP4.AsSlice()},
+			{LinkIndex: idx, Dst: prefixNet(netip.PrefixFrom(side.peer.IP6, 128)), Gw: peerLL.AsSlice()},
+			{LinkIndex: idx, Dst: prefixNet(side.peer.PodCIDR6), Gw: peerLL.AsSlice()},
+		}
+		for _, r := range routes {
+			if err := nl.RouteAdd(r); err != nil {
+				t.Fatalf("route %s on %s: %v", r.Dst, side.self.Name, err)
+			}
+		}
+	}
+}
+
+func handle(t testing.TB, ns *NS) *netlink.Handle {
+	t.Helper()
+	h, err := netlink.NewHandleAt(netns.NsHandle(ns.Fd))
+	if err != nil {
+		t.Fatalf("netlink handle for %s: %v", ns.Name, err)
+	}
+	t.Cleanup(h.Close)
+	return h
+}
+
+func prefixNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+func addAddr(t testing.TB, nl *netlink.Handle, link netlink.Link, ip netip.Addr) {
+	t.Helper()
+	a := &netlink.Addr{IPNet: prefixNet(netip.PrefixFrom(ip, ip.BitLen()))}
+	if ip.Is6() {
+		a.Flags = unix.IFA_F_NODAD
+	}
+	if err := nl.AddrAdd(link, a); err != nil {
+		t.Fatalf("address %s on %s: %v", ip, link.Attrs().Name, err)
+	}
+}
+
+// waitOperUp waits until the kernel has activated a link that was just set
+// up. Until then (linkwatch batches the work and may defer it for up to a
+// second) the link sends through the noop qdisc, which drops everything: a
+// first ARP request or neighbour solicitation lost that way costs a one
+// second retransmission, longer than a probe waits.
+func waitOperUp(t testing.TB, nl *netlink.Handle, name string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		l, err := nl.LinkByName(name)
+		if err != nil {
+			t.Fatalf("link %s: %v", name, err)
+		}
+		if l.Attrs().OperState == netlink.OperUp {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("link %s still %s after 5s", name, l.Attrs().OperState)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

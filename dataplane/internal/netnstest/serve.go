@@ -1,0 +1,111 @@
+package netnstest
+
+import (
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"testing"
+)
+
+// Serve runs echo servers inside the namespace, on every address of both
+// families: TCP on tcpPorts (echoes the stream back) and UDP on udpPorts
+// (echoes each datagram to its sender). They stop when the test ends.
+//
+// SCTP needs no server: probes watch for the INIT chunk itself (see
+// Probe).
+func (ns *NS) Serve(t testing.TB, tcpPorts, udpPorts []int) {
+	t.Helper()
+	var closers []io.Closer
+	t.Cleanup(func() {
+		for _, c := range closers {
+			_ = c.Close()
+		}
+	})
+	err := ns.Do(func() error {
+		for _, port := range tcpPorts {
+			l, err := net.Listen("tcp", ":"+strconv.Itoa(port))
+			if err != nil {
+				return err
+			}
+			closers = append(closers, l)
+			go acceptEcho(l)
+		}
+		for _, port := range udpPorts {
+			c, err := net.ListenPacket("udp", ":"+strconv.Itoa(port))
+			if err != nil {
+				return err
+			}
+			closers = append(closers, c)
+			go udpEcho(c)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("servers in %s: %v", ns.Name, err)
+	}
+}
+
+func acceptEcho(l net.Listener) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			_, _ = io.Copy(c, c)
+		}()
+	}
+}
+
+func udpEcho(c net.PacketConn) {
+	buf := make([]byte, 2048)
+	for {
+		n, from, err := c.ReadFrom(buf)
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
+		if err != nil {
+			continue
+		}
+		_, _ = c.WriteTo(buf[:n], from)
+	}
+}
+
+// ForwardTCP accepts TCP connections on listen inside the namespace and
+// forwards each to target as seen from the test process's own namespace.
+// It lets a process in a node namespace reach an API server bound to the
+// host's loopback. It stops when the test ends.
+func (ns *NS) ForwardTCP(t testing.TB, listen, target string) {
+	t.Helper()
+	var l net.Listener
+	if err := ns.Do(func() error {
+		var err error
+		l, err = net.Listen("tcp", listen)
+		return err
+	}); err != nil {
+		t.Fatalf("listen on %s in %s: %v", listen, ns.Name, err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	go func() {
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer in.Close()
+				out, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer out.Close()
+				done := make(chan struct{}, 2)
+				go func() { _, _ = io.Copy(out, in); done <- struct{}{} }()
+				go func() { _, _ = io.Copy(in, out); done <- struct{}{} }()
+				<-done
+			}()
+		}
+	}()
+}

@@ -1,0 +1,230 @@
+package iptables_test
+
+import (
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/palisade-dev/palisade/dataplane/iptables"
+	"github.com/palisade-dev/palisade/dataplane/policy"
+	pt "github.com/palisade-dev/palisade/dataplane/policy/policytest"
+	"github.com/palisade-dev/palisade/dataplane/render"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+const node = pt.Node
+
+func cluster(pods []policy.Pod, policies ...*networkingv1.NetworkPolicy) *policy.State {
+	st := policy.Compute(policy.Input{
+		NodeName:   node,
+		Namespaces: []policy.Namespace{pt.Namespace("x", map[string]string{"team": "x"}), pt.Namespace("y", map[string]string{"team": "y"})},
+		Pods:       pods,
+		Policies:   policies,
+	})
+	return &st
+}
+
+func basePods() []policy.Pod {
+	return []policy.Pod{
+		pt.WithPorts(pt.Pod("x", "a", node, map[string]string{"app": "a"}, "10.100.1.1", "fd00:100::1:1"),
+			policy.ContainerPort{Name: "http", Protocol: corev1.ProtocolTCP, Port: 8080}),
+		pt.Pod("x", "b", node, map[string]string{"app": "b"}, "10.100.1.2", "fd00:100::1:2"),
+		pt.Pod("y", "a", "node-b", map[string]string{"app": "a"}, "10.100.2.1", "fd00:100::2:1"),
+		pt.Pod("y", "c", node, map[string]string{"app": "c"}, "10.100.2.3"),
+	}
+}
+
+func mixedPolicies() []*networkingv1.NetworkPolicy {
+	return []*networkingv1.NetworkPolicy{
+		pt.Policy("x", "web", pt.Selecting(map[string]string{"app": "a"}),
+			pt.IngressRule(pt.Peers(pt.PodPeer(map[string]string{"app": "b"}), pt.NamespacePeer(map[string]string{"team": "y"})), pt.TCP(80), pt.PortRange(corev1.ProtocolUDP, 5000, 5010)),
+			pt.IngressRule(pt.Peers(pt.BlockPeer("10.0.0.0/8", "10.100.0.0/16"), pt.BlockPeer("fd00::/8", "fd00:100::/48")), pt.NamedPort(corev1.ProtocolTCP, "http")),
+			pt.IngressRule(nil, pt.Port(corev1.ProtocolSCTP, 9)),
+		),
+		pt.Policy("x", "egress", pt.Selecting(nil),
+			pt.EgressRule(pt.Peers(pt.NamespacePodPeer(map[string]string{}, map[string]string{"app": "a"})), pt.NamedPort(corev1.ProtocolTCP, "http"), pt.TCP(80)),
+			pt.EgressRule(nil, pt.Port(corev1.ProtocolUDP, 53)),
+		),
+		pt.Policy("y", "all", pt.Selecting(nil), pt.IngressRule(nil)),
+	}
+}
+
+// manyPods puts n isolated pods on the node, enough for a dispatch tree.
+func manyPods(n int) []policy.Pod {
+	pods := basePods()
+	for i := range n {
+		pods = append(pods, pt.Pod("x", fmt.Sprintf("many%d", i), node, map[string]string{"app": "many"},
+			fmt.Sprintf("10.100.%d.%d", 8+i/100, 1+i%100), fmt.Sprintf("fd00:100::8:%x", 1+i)))
+	}
+	return pods
+}
+
+func goldenStates() map[string]*policy.State {
+	return map[string]*policy.State{
+		"empty":    cluster(basePods()),
+		"deny-all": cluster(basePods(), pt.Policy("x", "deny-all", pt.Types(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress))),
+		"mixed":    cluster(basePods(), mixedPolicies()...),
+		"many-ports": cluster(basePods(), pt.Policy("x", "ports", pt.Selecting(map[string]string{"app": "a"}),
+			pt.IngressRule(pt.Peers(pt.PodPeer(nil)), pt.TCP(1), pt.TCP(3), pt.TCP(5), pt.TCP(7), pt.TCP(9), pt.TCP(11), pt.TCP(13), pt.TCP(15),
+				pt.PortRange(corev1.ProtocolTCP, 100, 200), pt.PortRange(corev1.ProtocolTCP, 300, 400), pt.PortRange(corev1.ProtocolTCP, 500, 600),
+				pt.PortRange(corev1.ProtocolTCP, 700, 800), pt.Port(corev1.ProtocolUDP, 53), pt.AllPortsOf(corev1.ProtocolSCTP)))),
+		"dispatch-tree": cluster(manyPods(40), pt.Policy("x", "deny-many", pt.Selecting(map[string]string{"app": "many"}),
+			pt.Types(networkingv1.PolicyTypeIngress))),
+	}
+}
+
+// TestGolden compares the restore script of each state on a fresh node with
+// testdata/<state>-<family>.rules.
+func TestGolden(t *testing.T) {
+	for name, st := range goldenStates() {
+		if len(st.Errors) > 0 {
+			t.Fatalf("%s: unexpected model errors: %v", name, st.Errors)
+		}
+		for _, fam := range []iptables.Family{iptables.IPv4, iptables.IPv6} {
+			t.Run(name+"-"+fam.String(), func(t *testing.T) {
+				got := iptables.RestoreInput(iptables.Render(st, fam, iptables.DefaultMarkBit), iptables.Current{})
+				path := filepath.Join("testdata", name+"-"+fam.String()+".rules")
+				if *update {
+					if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+				want, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatalf("read golden file (run go test ./dataplane/iptables -update): %v", err)
+				}
+				if got != string(want) {
+					t.Errorf("restore input differs from %s (run with -update if intended):\n%s", path, got)
+				}
+			})
+		}
+	}
+}
+
+func TestRenderIsDeterministic(t *testing.T) {
+	pols := mixedPolicies()
+	a := cluster(basePods(), pols...)
+	b := cluster(basePods(), pols[2], pols[1], pols[0])
+	for _, fam := range []iptables.Family{iptables.IPv4, iptables.IPv6} {
+		if !reflect.DeepEqual(iptables.Render(a, fam, iptables.DefaultMarkBit), iptables.Render(b, fam, iptables.DefaultMarkBit)) {
+			t.Errorf("%s: Render depends on input order", fam)
+		}
+	}
+}
+
+// TestChainNamesFitTheKernel: chain names are at most 28 bytes and unique.
+func TestChainNamesFitTheKernel(t *testing.T) {
+	for name, st := range goldenStates() {
+		for _, fam := range []iptables.Family{iptables.IPv4, iptables.IPv6} {
+			seen := map[string]bool{}
+			for _, c := range iptables.Render(st, fam, iptables.DefaultMarkBit).Chains {
+				if len(c.Name) > 28 || !strings.HasPrefix(c.Name, iptables.ChainPrefix) || seen[c.Name] {
+					t.Errorf("%s %s: bad or duplicate chain name %q", name, fam, c.Name)
+				}
+				seen[c.Name] = true
+			}
+		}
+	}
+}
+
+// TestNoAccept: allowed packets leave by RETURN; an ACCEPT would skip the
+// rest of the built-in chain (other software's rules).
+func TestNoAccept(t *testing.T) {
+	for name, st := range goldenStates() {
+		for _, fam := range []iptables.Family{iptables.IPv4, iptables.IPv6} {
+			text := iptables.RestoreInput(iptables.Render(st, fam, iptables.DefaultMarkBit), iptables.Current{})
+			if strings.Contains(text, "ACCEPT") {
+				t.Errorf("%s %s: ruleset accepts:\n%s", name, fam, text)
+			}
+		}
+	}
+}
+
+// TestDispatchTreeIsShallow: with many isolated pods, reaching any pod's
+// group takes far fewer rules than one per pod.
+func TestDispatchTreeIsShallow(t *testing.T) {
+	st := cluster(manyPods(200), pt.Policy("x", "deny-many", pt.Selecting(map[string]string{"app": "many"}), pt.Types(networkingv1.PolicyTypeIngress)))
+	for _, fam := range []iptables.Family{iptables.IPv4, iptables.IPv6} {
+		rs := iptables.Render(st, fam, iptables.DefaultMarkBit)
+		if n := len(rs.Chain(iptables.ChainIngress).Rules); n > 2 {
+			t.Errorf("%s: top dispatch chain has %d rules, want a 2-way split", fam, n)
+		}
+		var walk func(name string, depth int) int
+		walk = func(name string, depth int) int {
+			worst := 0
+			for _, r := range rs.Chain(name).Rules {
+				if r.Target == iptables.Jump && strings.HasPrefix(r.Chain, iptables.ChainIngress+"-") {
+					worst = max(worst, walk(r.Chain, depth+1))
+				}
+			}
+			return max(worst, len(rs.Chain(name).Rules)) + 2*depth
+		}
+		if cost := walk(iptables.ChainIngress, 0); cost > 40 {
+			t.Errorf("%s: worst dispatch cost %d rules for 200 pods", fam, cost)
+		}
+	}
+}
+
+// TestTracerAgreesWithModelAndNFT is the differential test: random
+// clusters and packets; the iptables rules traced like netfilter decide as
+// the model, the oracle and the nftables ruleset do, for the forward and
+// the input path, whatever the packet mark was on entry.
+func TestTracerAgreesWithModelAndNFT(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 5))
+	packets := 0
+	for round := range 300 {
+		in := pt.RandomInput(r)
+		if round%10 == 0 {
+			// Enough local pods for dispatch trees.
+			for i := range 40 {
+				in.Pods = append(in.Pods, pt.Pod("x", fmt.Sprintf("t%d", i), pt.Node, map[string]string{"app": "a"},
+					fmt.Sprintf("10.0.9.%d", 1+i), fmt.Sprintf("fd00::9:%x", 1+i)))
+			}
+		}
+		st := policy.Compute(in)
+		nft := render.Render(&st)
+		rs4 := iptables.Render(&st, iptables.IPv4, iptables.DefaultMarkBit)
+		rs6 := iptables.Render(&st, iptables.IPv6, iptables.DefaultMarkBit)
+		var ips []netip.Addr
+		for _, p := range in.Pods {
+			ips = append(ips, p.IPs...)
+		}
+		ips = append(ips, netip.MustParseAddr("172.16.0.1"), netip.MustParseAddr("10.0.255.1"), netip.MustParseAddr("fd00:ff::1"))
+		for range 300 {
+			p := policy.Packet{
+				Src:      ips[r.IntN(len(ips))],
+				Dst:      ips[r.IntN(len(ips))],
+				Protocol: []corev1.Protocol{corev1.ProtocolTCP, corev1.ProtocolUDP, corev1.ProtocolSCTP, "ICMP"}[r.IntN(4)],
+				Port:     []uint16{0, 53, 80, 81, 443, 8080}[r.IntN(6)],
+			}
+			if p.Src.Is4() != p.Dst.Is4() {
+				continue
+			}
+			packets++
+			rs := rs4
+			if p.Src.Is6() {
+				rs = rs6
+			}
+			mark := uint32(r.IntN(2)) * iptables.DefaultMarkBit // a foreign mark must not open anything
+			got, model, oracle := trace(rs, iptables.ChainForward, p, mark), st.Allows(p), pt.OracleAllows(in, p)
+			if got != model || model != oracle {
+				t.Fatalf("round %d %+v mark %#x: forward traced %v, model %v, oracle %v\n%s\n%s", round, p, mark, got, model, oracle,
+					pt.Describe(in.Policies), iptables.RestoreInput(rs, iptables.Current{}))
+			}
+			if got, want := trace(rs, iptables.ChainInput, p, mark), nft.Trace(render.HookInput, p); got != want {
+				t.Fatalf("round %d %+v: input traced %v, nftables %v\n%s", round, p, got, want, iptables.RestoreInput(rs, iptables.Current{}))
+			}
+		}
+	}
+	t.Logf("%d packets agreed", packets)
+}

@@ -1,0 +1,20 @@
+// Package kerneltest holds the dataplane's real-kernel, real-traffic tests
+// (root only; CI runs as root). They wire network namespaces as pods routed
+// through node namespaces (dataplane/internal/netnstest), program them with
+// each backend (nftables and iptables), and judge NetworkPolicy semantics by
+// real TCP and UDP connections and SCTP INIT chunks between the pods:
+//
+//   - semantics_test.go: one table of cases, each a set of NetworkPolicies and
+//     the reachability it must give; the expectations are also checked
+//     against policytest.OracleAllows so that they stay honest.
+//   - invalid_test.go: conntrack-invalid segments are dropped for policed pods.
+//   - agent_test.go: the agent's sync loop against a real API server
+//     (envtest), policies created, changed and deleted through the API.
+//   - restart_test.go: agent restarts (in process, and the real binary killed
+//     with SIGKILL) with a connection carrying data all along; nothing denied
+//     passes while the agent is down.
+//   - replace_test.go: a new agent's first sync replaces a stale ruleset with
+//     no window in which denied traffic passes.
+//
+// The package has no non-test code.
+package kerneltest

@@ -1,0 +1,313 @@
+// Package nft is the nftables backend: it programs the ruleset that
+// dataplane/render describes into table inet palisade through netlink
+// (github.com/google/nftables), one atomic transaction per sync.
+package nft
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/google/nftables"
+
+	"github.com/palisade-dev/palisade/dataplane"
+	"github.com/palisade-dev/palisade/dataplane/policy"
+	"github.com/palisade-dev/palisade/dataplane/render"
+)
+
+// Backend programs table inet palisade. The zero value is not usable; use
+// New.
+type Backend struct {
+	mu   sync.Mutex
+	opts []nftables.ConnOption
+	// applied is the ruleset the last successful transaction left in the
+	// kernel; nil makes the next sync a full rebuild.
+	applied *render.Ruleset
+}
+
+var _ dataplane.Backend = (*Backend)(nil)
+
+// Option configures a Backend.
+type Option func(*Backend)
+
+// WithNetNSFd makes the backend program the network namespace behind fd
+// instead of the caller's (for tests).
+func WithNetNSFd(fd int) Option {
+	return func(b *Backend) { b.opts = append(b.opts, nftables.WithNetNSFd(fd)) }
+}
+
+// New returns a backend whose first sync rebuilds the table from scratch,
+// replacing whatever a previous agent left, atomically.
+func New(opts ...Option) *Backend {
+	b := &Backend{}
+	for _, o := range opts {
+		o(b)
+	}
+	return b
+}
+
+// Sync makes the kernel enforce st in one netlink transaction: a full
+// rebuild on the first sync and after any error, otherwise only the
+// difference from the last applied ruleset.
+func (b *Backend) Sync(ctx context.Context, st *policy.State) (dataplane.Stats, error) {
+	rs := render.Render(st)
+	stats, err := b.Apply(ctx, rs)
+	return stats, err
+}
+
+// Apply programs a rendered ruleset (Sync without the rendering).
+func (b *Backend) Apply(_ context.Context, rs *render.Ruleset) (dataplane.Stats, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	conn, err := nftables.New(b.opts...)
+	if err != nil {
+		b.applied = nil
+		return dataplane.Stats{}, fmt.Errorf("open netlink: %w", err)
+	}
+	full := b.applied == nil
+	tx := &txn{conn: conn}
+	if full {
+		tx.rebuild(rs)
+	} else {
+		tx.update(b.applied, rs)
+	}
+	if err == nil {
+		err = tx.err
+	}
+	if err == nil {
+		err = conn.Flush()
+	}
+	if err != nil {
+		// Whatever the kernel holds now, the next sync starts over.
+		b.applied = nil
+		kind := "incremental"
+		if full {
+			kind = "full"
+		}
+		return dataplane.Stats{}, fmt.Errorf("%s nftables transaction: %w", kind, err)
+	}
+	b.applied = rs
+	rules, elems := rs.Counts()
+	return dataplane.Stats{Rules: rules, SetElements: elems, Full: full}, nil
+}
+
+// ForceFullSync makes the next sync a full rebuild.
+func (b *Backend) ForceFullSync() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.applied = nil
+}
+
+// Uninstall deletes table inet palisade. Nothing else ever calls it: the
+// rules stay through crashes and restarts (fail closed).
+func (b *Backend) Uninstall(_ context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.applied = nil
+	conn, err := nftables.New(b.opts...)
+	if err != nil {
+		return fmt.Errorf("open netlink: %w", err)
+	}
+	// Adding first makes the delete succeed whether or not the table exists,
+	// in the same atomic batch.
+	conn.AddTable(table)
+	conn.DelTable(table)
+	if err := conn.Flush(); err != nil {
+		return fmt.Errorf("delete table inet %s: %w", render.TableName, err)
+	}
+	return nil
+}
+
+// txn collects the messages of one transaction.
+type txn struct {
+	conn *nftables.Conn
+	err  error
+}
+
+func (t *txn) fail(err error) {
+	if t.err == nil && err != nil {
+		t.err = err
+	}
+}
+
+// rebuild replaces the table: add (so that the delete cannot fail), delete,
+// add, then everything. The kernel applies the batch as one transaction, so
+// packets see either the old table or the new one, never none.
+func (t *txn) rebuild(rs *render.Ruleset) {
+	t.conn.AddTable(table)
+	t.conn.DelTable(table)
+	t.conn.AddTable(table)
+	for i := range rs.Chains {
+		t.conn.AddChain(chainObject(&rs.Chains[i]))
+	}
+	for i := range rs.Sets {
+		t.addSet(&rs.Sets[i])
+	}
+	for i := range rs.Chains {
+		t.addRules(&rs.Chains[i])
+	}
+}
+
+func (t *txn) addSet(s *render.Set) {
+	if err := t.conn.AddSet(setObject(s), elements(s, s.Elements)); err != nil {
+		t.fail(fmt.Errorf("add set %s: %w", s.Name, err))
+	}
+}
+
+func (t *txn) addRules(c *render.Chain) {
+	ch := chainObject(c)
+	for i := range c.Rules {
+		ex, err := ruleExprs(&c.Rules[i])
+		if err != nil {
+			t.fail(fmt.Errorf("chain %s: %w", c.Name, err))
+			return
+		}
+		t.conn.AddRule(&nftables.Rule{Table: table, Chain: ch, Exprs: ex})
+	}
+}
+
+// update sends only what differs between the applied ruleset and the
+// desired one. The order inside the batch matters to the kernel's
+// reference counting: element deletions (map entries jumping to chains about
+// to go), then chain flushes (rules referring to sets and chains about to
+// go), then deletions of chains and sets, then additions of chains, sets,
+// elements and finally rules.
+func (t *txn) update(old, next *render.Ruleset) {
+	oldChains := map[string]*render.Chain{}
+	for i := range old.Chains {
+		oldChains[old.Chains[i].Name] = &old.Chains[i]
+	}
+	nextChains := map[string]*render.Chain{}
+	for i := range next.Chains {
+		nextChains[next.Chains[i].Name] = &next.Chains[i]
+	}
+	oldSets := map[string]*render.Set{}
+	for i := range old.Sets {
+		oldSets[old.Sets[i].Name] = &old.Sets[i]
+	}
+	nextSets := map[string]*render.Set{}
+	for i := range next.Sets {
+		nextSets[next.Sets[i].Name] = &next.Sets[i]
+	}
+
+	type elemDiff struct {
+		set      *render.Set
+		add, del []render.Element
+	}
+	var diffs []elemDiff
+	for i := range next.Sets {
+		s := &next.Sets[i]
+		o := oldSets[s.Name]
+		if o == nil {
+			continue
+		}
+		if o.Kind != s.Kind {
+			t.fail(errors.New("set " + s.Name + " changed its type"))
+			return
+		}
+		add, del := diffElements(o.Elements, s.Elements)
+		if len(add)+len(del) > 0 {
+			diffs = append(diffs, elemDiff{set: s, add: add, del: del})
+		}
+	}
+
+	// 1. element deletions
+	for _, d := range diffs {
+		if len(d.del) > 0 {
+			if err := t.conn.SetDeleteElements(setObject(d.set), elements(d.set, d.del)); err != nil {
+				t.fail(fmt.Errorf("delete elements of %s: %w", d.set.Name, err))
+			}
+		}
+	}
+	// 2. flush changed and removed chains
+	var changed []*render.Chain
+	for i := range next.Chains {
+		c := &next.Chains[i]
+		if o := oldChains[c.Name]; o != nil && !sameRules(o, c) {
+			t.conn.FlushChain(chainObject(o))
+			changed = append(changed, c)
+		}
+	}
+	for i := range old.Chains {
+		c := &old.Chains[i]
+		if nextChains[c.Name] == nil {
+			t.conn.FlushChain(chainObject(c))
+		}
+	}
+	// 3. delete removed chains and sets
+	for i := range old.Chains {
+		c := &old.Chains[i]
+		if nextChains[c.Name] == nil {
+			t.conn.DelChain(chainObject(c))
+		}
+	}
+	for i := range old.Sets {
+		s := &old.Sets[i]
+		if nextSets[s.Name] == nil {
+			t.conn.DelSet(setObject(s))
+		}
+	}
+	// 4. add new chains, then new sets (map elements may jump to new chains)
+	var added []*render.Chain
+	for i := range next.Chains {
+		c := &next.Chains[i]
+		if oldChains[c.Name] == nil {
+			t.conn.AddChain(chainObject(c))
+			added = append(added, c)
+		}
+	}
+	for i := range next.Sets {
+		s := &next.Sets[i]
+		if oldSets[s.Name] == nil {
+			t.addSet(s)
+		}
+	}
+	// 5. element additions
+	for _, d := range diffs {
+		if len(d.add) > 0 {
+			if err := t.conn.SetAddElements(setObject(d.set), elements(d.set, d.add)); err != nil {
+				t.fail(fmt.Errorf("add elements to %s: %w", d.set.Name, err))
+			}
+		}
+	}
+	// 6. rules of new and changed chains
+	for _, c := range added {
+		t.addRules(c)
+	}
+	for _, c := range changed {
+		t.addRules(c)
+	}
+}
+
+func sameRules(a, b *render.Chain) bool {
+	if a.Hook != b.Hook || a.Priority != b.Priority || len(a.Rules) != len(b.Rules) {
+		return false
+	}
+	for i := range a.Rules {
+		if a.Rules[i] != b.Rules[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func diffElements(old, next []render.Element) (add, del []render.Element) {
+	in := map[render.Element]bool{}
+	for _, e := range old {
+		in[e] = true
+	}
+	want := map[render.Element]bool{}
+	for _, e := range next {
+		want[e] = true
+		if !in[e] {
+			add = append(add, e)
+		}
+	}
+	for _, e := range old {
+		if !want[e] {
+			del = append(del, e)
+		}
+	}
+	return add, del
+}

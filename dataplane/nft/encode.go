@@ -1,0 +1,197 @@
+package nft
+
+import (
+	"fmt"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+
+	"github.com/palisade-dev/palisade/dataplane/render"
+)
+
+// This file turns the renderer's plain description into google/nftables
+// objects and expressions, the same bytecode `nft` generates for the text
+// form (see render.Rule.Text).
+
+var table = &nftables.Table{Name: render.TableName, Family: nftables.TableFamilyINet}
+
+var (
+	typeProtoPort      = nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService)
+	typeAddr4ProtoPort = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)
+	typeAddr6ProtoPort = nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeInetProto, nftables.TypeInetService)
+)
+
+func chainObject(c *render.Chain) *nftables.Chain {
+	ch := &nftables.Chain{Name: c.Name, Table: table}
+	if c.IsBase() {
+		hook := nftables.ChainHookForward
+		if c.Hook == render.HookInput {
+			hook = nftables.ChainHookInput
+		}
+		accept := nftables.ChainPolicyAccept
+		ch.Hooknum = hook
+		ch.Priority = nftables.ChainPriorityRef(nftables.ChainPriority(c.Priority))
+		ch.Type = nftables.ChainTypeFilter
+		ch.Policy = &accept
+	}
+	return ch
+}
+
+func setObject(s *render.Set) *nftables.Set {
+	o := &nftables.Set{Table: table, Name: s.Name, Interval: s.Kind.Interval()}
+	switch s.Kind {
+	case render.SetAddr4:
+		o.KeyType = nftables.TypeIPAddr
+	case render.SetAddr6:
+		o.KeyType = nftables.TypeIP6Addr
+	case render.SetProtoPort:
+		o.KeyType, o.Concatenation = typeProtoPort, true
+	case render.SetAddr4ProtoPort:
+		o.KeyType, o.Concatenation = typeAddr4ProtoPort, true
+	case render.SetAddr6ProtoPort:
+		o.KeyType, o.Concatenation = typeAddr6ProtoPort, true
+	case render.MapAddr4:
+		o.KeyType, o.DataType, o.IsMap = nftables.TypeIPAddr, nftables.TypeVerdict, true
+	case render.MapAddr6:
+		o.KeyType, o.DataType, o.IsMap = nftables.TypeIP6Addr, nftables.TypeVerdict, true
+	}
+	return o
+}
+
+// elements encodes set elements. Single-field interval sets (rbtree) take a
+// start element and an interval-end element one past the last address;
+// concatenated interval sets (pipapo) take Key and an inclusive KeyEnd.
+func elements(s *render.Set, es []render.Element) []nftables.SetElement {
+	var out []nftables.SetElement
+	for _, e := range es {
+		switch s.Kind {
+		case render.SetAddr4, render.SetAddr6:
+			out = append(out, nftables.SetElement{Key: e.Addr.AsSlice()})
+			// A range that ends at the last address of the family has no
+			// interval end: the kernel's rbtree treats it as open-ended.
+			if next := e.AddrLast.Next(); next.IsValid() {
+				out = append(out, nftables.SetElement{Key: next.AsSlice(), IntervalEnd: true})
+			}
+		case render.SetProtoPort:
+			out = append(out, nftables.SetElement{Key: protoPort(e.Proto, e.Port), KeyEnd: protoPort(e.Proto, e.PortLast)})
+		case render.SetAddr4ProtoPort, render.SetAddr6ProtoPort:
+			out = append(out, nftables.SetElement{Key: append(e.Addr.AsSlice(), protoPort(e.Proto, e.Port)...)})
+		case render.MapAddr4, render.MapAddr6:
+			out = append(out, nftables.SetElement{Key: e.Addr.AsSlice(), VerdictData: &expr.Verdict{Kind: expr.VerdictJump, Chain: e.Jump}})
+		}
+	}
+	return out
+}
+
+// protoPort encodes `inet_proto . inet_service`, each field padded to a
+// 32-bit register as the kernel expects in concatenations.
+func protoPort(proto uint8, port uint16) []byte {
+	return []byte{proto, 0, 0, 0, byte(port >> 8), byte(port), 0, 0}
+}
+
+// Registers: NFT_REG_1 is the first 16-byte register and overlaps the 32-bit
+// registers 8..11; concatenated fields go into consecutive 32-bit registers.
+const (
+	reg1    = 1
+	reg32_0 = 8
+)
+
+func ruleExprs(r *render.Rule) ([]expr.Any, error) {
+	var ex []expr.Any
+	v6 := r.Family == render.Family6
+	switch r.Family {
+	case render.Family4:
+		ex = append(ex, &expr.Meta{Key: expr.MetaKeyNFPROTO, Register: reg1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{unix.NFPROTO_IPV4}})
+	case render.Family6:
+		ex = append(ex, &expr.Meta{Key: expr.MetaKeyNFPROTO, Register: reg1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{unix.NFPROTO_IPV6}})
+	}
+	switch r.CtState {
+	case render.CtEstablishedRelated:
+		ex = append(ex, ctStateIn(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED)...)
+	case render.CtInvalid:
+		ex = append(ex, ctStateIn(expr.CtStateBitINVALID)...)
+	}
+	if r.ICMPv6Type != 0 {
+		ex = append(ex,
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{unix.IPPROTO_ICMPV6}},
+			&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{r.ICMPv6Type}})
+	}
+	if r.SaddrSet != "" {
+		ex = append(ex, addr(v6, true, reg1), lookup(r.SaddrSet, reg1))
+	}
+	if r.DaddrSet != "" {
+		ex = append(ex, addr(v6, false, reg1), lookup(r.DaddrSet, reg1))
+	}
+	if r.ProtoPortSet != "" {
+		ex = append(ex,
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
+			&expr.Payload{DestRegister: reg32_0 + 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+			lookup(r.ProtoPortSet, reg1))
+	}
+	if r.DaddrProtoPortSet != "" {
+		next := uint32(reg32_0 + 1)
+		if v6 {
+			next = reg32_0 + 4
+		}
+		ex = append(ex, addr(v6, false, reg1),
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: next},
+			&expr.Payload{DestRegister: next + 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+			lookup(r.DaddrProtoPortSet, reg1))
+	}
+	if r.SaddrMap != "" || r.DaddrMap != "" {
+		if r.Verdict != render.VerdictNone {
+			return nil, fmt.Errorf("rule %q: a vmap rule has no verdict of its own", r.Text())
+		}
+		name := r.SaddrMap
+		if name == "" {
+			name = r.DaddrMap
+		}
+		ex = append(ex, addr(v6, r.SaddrMap != "", reg1),
+			&expr.Lookup{SourceRegister: reg1, DestRegister: 0, IsDestRegSet: true, SetName: name})
+		return ex, nil
+	}
+	switch r.Verdict {
+	case render.Accept:
+		ex = append(ex, &expr.Verdict{Kind: expr.VerdictAccept})
+	case render.Drop:
+		ex = append(ex, &expr.Verdict{Kind: expr.VerdictDrop})
+	case render.Jump:
+		ex = append(ex, &expr.Verdict{Kind: expr.VerdictJump, Chain: r.Target})
+	default:
+		return nil, fmt.Errorf("rule %q has no verdict", r.Text())
+	}
+	return ex, nil
+}
+
+func ctStateIn(bits uint32) []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: reg1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(bits), Xor: binaryutil.NativeEndian.PutUint32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: binaryutil.NativeEndian.PutUint32(0)},
+	}
+}
+
+// addr loads the source or destination address of the family into reg.
+func addr(v6, source bool, reg uint32) *expr.Payload {
+	p := &expr.Payload{DestRegister: reg, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4}
+	switch {
+	case !v6 && source:
+		p.Offset = 12
+	case v6 && source:
+		p.Offset, p.Len = 8, 16
+	case v6:
+		p.Offset, p.Len = 24, 16
+	}
+	return p
+}
+
+func lookup(set string, reg uint32) *expr.Lookup {
+	return &expr.Lookup{SourceRegister: reg, SetName: set}
+}

@@ -1,0 +1,266 @@
+package render
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/palisade-dev/palisade/dataplane/policy"
+)
+
+// Render returns the ruleset that enforces st. Equal states give deeply
+// equal rulesets.
+func Render(st *policy.State) *Ruleset {
+	r := &renderer{sets: map[string]*Set{}}
+	policyChains := map[string]bool{}
+
+	egressChain, ingressChain, inputChain := BaseChains[0], BaseChains[1], BaseChains[2]
+	egressChain.Rules = dispatchRules(MapEgress4, MapEgress6, false)
+	ingressChain.Rules = dispatchRules(MapIngress4, MapIngress6, true)
+	inputChain.Rules = dispatchRules(MapEgress4, MapEgress6, false)
+	inputChain.Rules = slices.Insert(inputChain.Rules, 1, neighbourDiscovery()...)
+	r.chains = []Chain{egressChain, ingressChain, inputChain}
+	r.sets[MapIngress4] = &Set{Name: MapIngress4, Kind: MapAddr4}
+	r.sets[MapIngress6] = &Set{Name: MapIngress6, Kind: MapAddr6}
+	r.sets[MapEgress4] = &Set{Name: MapEgress4, Kind: MapAddr4}
+	r.sets[MapEgress6] = &Set{Name: MapEgress6, Kind: MapAddr6}
+
+	for _, dir := range []policy.Direction{policy.Ingress, policy.Egress} {
+		groups, m4, m6 := st.Ingress, MapIngress4, MapIngress6
+		if dir == policy.Egress {
+			groups, m4, m6 = st.Egress, MapEgress4, MapEgress6
+		}
+		for _, g := range groups {
+			gc := Chain{Name: groupChainName(dir, g.Policies)}
+			// Packets conntrack cannot place are dropped for policed pods:
+			// they are neither part of an allowed connection nor a valid new one.
+			gc.Rules = append(gc.Rules, Rule{CtState: CtInvalid, Verdict: Drop})
+			for _, key := range g.Policies {
+				name := policyChainName(dir, key)
+				gc.Rules = append(gc.Rules, Rule{Verdict: Jump, Target: name})
+				policyChains[string(dir)+"\x00"+key] = true
+			}
+			gc.Rules = append(gc.Rules, Rule{Verdict: Drop})
+			r.chains = append(r.chains, gc)
+			for _, ip := range g.IPs {
+				m := r.sets[m4]
+				if ip.Is6() {
+					m = r.sets[m6]
+				}
+				m.Elements = append(m.Elements, Element{Addr: ip, Jump: gc.Name})
+			}
+		}
+	}
+
+	for _, pr := range st.Policies {
+		for _, dir := range []policy.Direction{policy.Ingress, policy.Egress} {
+			if !policyChains[string(dir)+"\x00"+pr.Key] {
+				continue
+			}
+			rules := pr.Ingress
+			if dir == policy.Egress {
+				rules = pr.Egress
+			}
+			pc := Chain{Name: policyChainName(dir, pr.Key)}
+			for _, rule := range rules {
+				pc.Rules = append(pc.Rules, r.policyRules(dir, rule)...)
+			}
+			r.chains = append(r.chains, pc)
+		}
+	}
+
+	rs := &Ruleset{}
+	regular := r.chains[len(BaseChains):]
+	slices.SortFunc(regular, func(a, b Chain) int { return cmp.Compare(a.Name, b.Name) })
+	rs.Chains = r.chains
+	for _, s := range r.sets {
+		sortElements(s)
+		rs.Sets = append(rs.Sets, *s)
+	}
+	slices.SortFunc(rs.Sets, func(a, b Set) int { return cmp.Compare(a.Name, b.Name) })
+	return rs
+}
+
+type renderer struct {
+	chains []Chain
+	sets   map[string]*Set
+}
+
+func dispatchRules(m4, m6 string, byDaddr bool) []Rule {
+	r4 := Rule{Family: Family4, SaddrMap: m4}
+	r6 := Rule{Family: Family6, SaddrMap: m6}
+	if byDaddr {
+		r4 = Rule{Family: Family4, DaddrMap: m4}
+		r6 = Rule{Family: Family6, DaddrMap: m6}
+	}
+	return []Rule{{CtState: CtEstablishedRelated, Verdict: Accept}, r4, r6}
+}
+
+// ICMPv6 neighbour discovery types (RFC 4861).
+const (
+	icmpv6RouterSolicit   = 133
+	icmpv6NeighborSolicit = 135
+	icmpv6NeighborAdvert  = 136
+)
+
+// neighbourDiscovery accepts what a pod sends the node to find its gateway
+// and to answer the node's solicitations. Conntrack calls these packets
+// invalid, so neither the established rule nor a policy would ever let them
+// through (see "What is not filtered" in the package documentation).
+func neighbourDiscovery() []Rule {
+	var out []Rule
+	for _, typ := range []uint8{icmpv6RouterSolicit, icmpv6NeighborSolicit, icmpv6NeighborAdvert} {
+		out = append(out, Rule{Family: Family6, ICMPv6Type: typ, Verdict: Accept})
+	}
+	return out
+}
+
+// policyRules renders one NetworkPolicy rule.
+func (r *renderer) policyRules(dir policy.Direction, rule policy.Rule) []Rule {
+	var out []Rule
+	portSet := ""
+	if !rule.Ports.All && len(rule.Ports.Ranges) > 0 {
+		portSet = r.portSet(rule.Ports.Ranges)
+	}
+	numeric := rule.Ports.All || portSet != ""
+	if rule.Peers.All {
+		if numeric {
+			out = append(out, Rule{ProtoPortSet: portSet, Verdict: Accept})
+		}
+	}
+	for _, fam := range []Family{Family4, Family6} {
+		peerSet := ""
+		if !rule.Peers.All {
+			peerSet = r.peerSet(fam, rule.Peers)
+		}
+		base := Rule{Family: fam}
+		if dir == policy.Ingress {
+			base.SaddrSet = peerSet
+		} else {
+			base.DaddrSet = peerSet
+		}
+		if numeric && peerSet != "" {
+			nr := base
+			nr.ProtoPortSet = portSet
+			nr.Verdict = Accept
+			out = append(out, nr)
+		}
+		if rule.Ports.NamedID != "" {
+			nr := base
+			if dir == policy.Egress {
+				// The model resolves egress named ports only on destinations
+				// inside the peers, so the triple says it all.
+				nr.DaddrSet = ""
+			}
+			nr.DaddrProtoPortSet = r.namedSet(fam, rule.Ports)
+			nr.Verdict = Accept
+			out = append(out, nr)
+		}
+	}
+	return out
+}
+
+func (r *renderer) peerSet(fam Family, p policy.Peers) string {
+	name := fmt.Sprintf("peer%d-%s", fam, short(p.ID))
+	if r.sets[name] != nil {
+		return name
+	}
+	s := &Set{Name: name, Kind: SetAddr4}
+	if fam == Family6 {
+		s.Kind = SetAddr6
+	}
+	for _, rg := range p.Ranges {
+		if rg.Is4() == (fam == Family4) {
+			s.Elements = append(s.Elements, Element{Addr: rg.First, AddrLast: rg.Last})
+		}
+	}
+	r.sets[name] = s
+	return name
+}
+
+func (r *renderer) portSet(ranges []policy.PortRange) string {
+	var elems []Element
+	var b strings.Builder
+	for _, pr := range ranges {
+		proto, _ := policy.ProtocolNumber(pr.Protocol)
+		elems = append(elems, Element{Proto: proto, Port: pr.First, PortLast: pr.Last})
+		fmt.Fprintf(&b, "%d:%d-%d,", proto, pr.First, pr.Last)
+	}
+	name := "ports-" + short(hash(b.String()))
+	if r.sets[name] == nil {
+		r.sets[name] = &Set{Name: name, Kind: SetProtoPort, Elements: elems}
+	}
+	return name
+}
+
+func (r *renderer) namedSet(fam Family, p policy.Ports) string {
+	name := fmt.Sprintf("named%d-%s", fam, short(p.NamedID))
+	if r.sets[name] != nil {
+		return name
+	}
+	s := &Set{Name: name, Kind: SetAddr4ProtoPort}
+	if fam == Family6 {
+		s.Kind = SetAddr6ProtoPort
+	}
+	for _, n := range p.Named {
+		if n.IP.Is4() == (fam == Family4) {
+			proto, _ := policy.ProtocolNumber(n.Protocol)
+			s.Elements = append(s.Elements, Element{Addr: n.IP, Proto: proto, Port: n.Port})
+		}
+	}
+	r.sets[name] = s
+	return name
+}
+
+func sortElements(s *Set) {
+	slices.SortFunc(s.Elements, compareElements)
+	s.Elements = slices.CompactFunc(s.Elements, func(a, b Element) bool { return compareElements(a, b) == 0 })
+}
+
+func compareElements(a, b Element) int {
+	return cmp.Or(a.Addr.Compare(b.Addr), cmp.Compare(a.Proto, b.Proto), cmp.Compare(a.Port, b.Port),
+		a.AddrLast.Compare(b.AddrLast), cmp.Compare(a.PortLast, b.PortLast), cmp.Compare(a.Jump, b.Jump))
+}
+
+// Chain names are short, deterministic and readable: a hash of what the chain
+// stands for, then a readable tail (kube-proxy names its chains this way).
+func groupChainName(dir policy.Direction, policies []string) string {
+	tail := policies[0]
+	if len(policies) > 1 {
+		tail += fmt.Sprintf("_and_%d", len(policies)-1)
+	}
+	return fmt.Sprintf("%s-%s-%s", dirPrefix(dir), short(hash(strings.Join(policies, "\x00"))), truncate(tail, 64))
+}
+
+func policyChainName(dir policy.Direction, key string) string {
+	return fmt.Sprintf("p%s-%s-%s", dirPrefix(dir), short(hash(key)), truncate(key, 96))
+}
+
+func dirPrefix(dir policy.Direction) string {
+	if dir == policy.Egress {
+		return "eg"
+	}
+	return "in"
+}
+
+func hash(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+func short(h string) string {
+	if len(h) > 10 {
+		return h[:10]
+	}
+	return h
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

@@ -1,0 +1,206 @@
+package render_test
+
+import (
+	"flag"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/palisade-dev/palisade/dataplane/policy"
+	pt "github.com/palisade-dev/palisade/dataplane/policy/policytest"
+	"github.com/palisade-dev/palisade/dataplane/render"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+const node = pt.Node
+
+func cluster(policies ...*networkingv1.NetworkPolicy) policy.Input {
+	return policy.Input{
+		NodeName:   node,
+		Namespaces: []policy.Namespace{pt.Namespace("x", map[string]string{"team": "x"}), pt.Namespace("y", map[string]string{"team": "y"})},
+		Pods: []policy.Pod{
+			pt.WithPorts(pt.Pod("x", "a", node, map[string]string{"app": "a"}, "10.100.1.1", "fd00:100::1:1"),
+				policy.ContainerPort{Name: "http", Protocol: corev1.ProtocolTCP, Port: 8080}),
+			pt.Pod("x", "b", node, map[string]string{"app": "b"}, "10.100.1.2", "fd00:100::1:2"),
+			pt.Pod("y", "a", "node-b", map[string]string{"app": "a"}, "10.100.2.1", "fd00:100::2:1"),
+			pt.Pod("y", "c", node, map[string]string{"app": "c"}, "10.100.2.3"),
+		},
+		Policies: policies,
+	}
+}
+
+var goldenCases = map[string][]*networkingv1.NetworkPolicy{
+	"empty": nil,
+	"deny-all": {
+		pt.Policy("x", "deny-all", pt.Types(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress)),
+	},
+	"mixed": {
+		pt.Policy("x", "web", pt.Selecting(map[string]string{"app": "a"}),
+			pt.IngressRule(pt.Peers(pt.PodPeer(map[string]string{"app": "b"}), pt.NamespacePeer(map[string]string{"team": "y"})), pt.TCP(80), pt.PortRange(corev1.ProtocolUDP, 5000, 5010)),
+			pt.IngressRule(pt.Peers(pt.BlockPeer("10.0.0.0/8", "10.100.0.0/16"), pt.BlockPeer("fd00::/8", "fd00:100::/48")), pt.NamedPort(corev1.ProtocolTCP, "http")),
+			pt.IngressRule(nil, pt.Port(corev1.ProtocolSCTP, 9)),
+		),
+		pt.Policy("x", "egress", pt.Selecting(nil),
+			pt.EgressRule(pt.Peers(pt.NamespacePodPeer(map[string]string{}, map[string]string{"app": "a"})), pt.NamedPort(corev1.ProtocolTCP, "http"), pt.TCP(80)),
+			pt.EgressRule(nil, pt.Port(corev1.ProtocolUDP, 53)),
+		),
+		pt.Policy("y", "all", pt.Selecting(nil), pt.IngressRule(nil)),
+	},
+}
+
+func TestGolden(t *testing.T) {
+	for name, pols := range goldenCases {
+		t.Run(name, func(t *testing.T) {
+			st := policy.Compute(cluster(pols...))
+			if len(st.Errors) > 0 {
+				t.Fatalf("unexpected errors: %v", st.Errors)
+			}
+			got := render.Render(&st).Text()
+			path := filepath.Join("testdata", name+".nft")
+			if *update {
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("read golden file (run go test ./dataplane/render -update): %v", err)
+			}
+			if got != string(want) {
+				t.Errorf("ruleset differs from %s (run with -update if intended):\n%s", path, got)
+			}
+		})
+	}
+}
+
+// GoldenRulesets exposes the golden inputs' rulesets so the nft package can
+// load them into a kernel.
+func TestRenderIsDeterministicAndShared(t *testing.T) {
+	pols := goldenCases["mixed"]
+	in := cluster(pols...)
+	a := policy.Compute(in)
+	in.Policies = []*networkingv1.NetworkPolicy{pols[2], pols[1], pols[0]}
+	b := policy.Compute(in)
+	ra, rb := render.Render(&a), render.Render(&b)
+	if !reflect.DeepEqual(ra, rb) {
+		t.Fatal("Render depends on input order")
+	}
+	// Two rules with the same ports share one port set.
+	in = cluster(
+		pt.Policy("x", "p1", pt.IngressRule(pt.Peers(pt.PodPeer(nil)), pt.TCP(80))),
+		pt.Policy("x", "p2", pt.IngressRule(pt.Peers(pt.NamespacePeer(nil)), pt.TCP(80))),
+	)
+	st := policy.Compute(in)
+	rs := render.Render(&st)
+	n := 0
+	for _, s := range rs.Sets {
+		if strings.HasPrefix(s.Name, "ports-") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d port sets, want 1 shared", n)
+	}
+}
+
+// TestRuleCountIndependentOfPods: adding pods adds set elements, never rules,
+// and keeps every rule and set name.
+func TestRuleCountIndependentOfPods(t *testing.T) {
+	pols := goldenCases["mixed"]
+	small := cluster(pols...)
+	big := cluster(pols...)
+	for i := range 500 {
+		ns := []string{"x", "y"}[i%2]
+		nodeName := []string{node, "node-b"}[i%3%2]
+		ip := netip.AddrFrom4([4]byte{10, 100, byte(10 + i/250), byte(1 + i%250)})
+		big.Pods = append(big.Pods, pt.Pod(ns, "extra"+ip.String(), nodeName, map[string]string{"app": []string{"a", "b", "c"}[i%3]}, ip.String()))
+	}
+	s1, s2 := policy.Compute(small), policy.Compute(big)
+	r1, r2 := render.Render(&s1), render.Render(&s2)
+	rules1, el1 := r1.Counts()
+	rules2, el2 := r2.Counts()
+	if rules1 != rules2 {
+		t.Errorf("rules grew with pods: %d → %d", rules1, rules2)
+	}
+	if el2 <= el1 {
+		t.Errorf("set elements did not grow with pods: %d → %d", el1, el2)
+	}
+	var text1, text2 []string
+	for _, c := range r1.Chains {
+		for _, r := range c.Rules {
+			text1 = append(text1, c.Name+" "+r.Text())
+		}
+	}
+	for _, c := range r2.Chains {
+		for _, r := range c.Rules {
+			text2 = append(text2, c.Name+" "+r.Text())
+		}
+	}
+	if !reflect.DeepEqual(text1, text2) {
+		t.Errorf("rules changed with pods:\n%v\n%v", text1, text2)
+	}
+}
+
+// TestTracerAgreesWithModelAndOracle is the differential test: random
+// clusters, random packets, the rendered ruleset traced like netfilter must
+// decide as the model and as the oracle do.
+func TestTracerAgreesWithModelAndOracle(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 11))
+	packets := 0
+	for round := range 300 {
+		in := pt.RandomInput(r)
+		st := policy.Compute(in)
+		rs := render.Render(&st)
+		var ips []netip.Addr
+		for _, p := range in.Pods {
+			ips = append(ips, p.IPs...)
+		}
+		ips = append(ips, netip.MustParseAddr("172.16.0.1"), netip.MustParseAddr("10.0.255.1"), netip.MustParseAddr("fd00:ff::1"))
+		for range 300 {
+			p := policy.Packet{
+				Src:      ips[r.IntN(len(ips))],
+				Dst:      ips[r.IntN(len(ips))],
+				Protocol: []corev1.Protocol{corev1.ProtocolTCP, corev1.ProtocolUDP, corev1.ProtocolSCTP, "ICMP"}[r.IntN(4)],
+				Port:     []uint16{0, 53, 80, 81, 443, 8080}[r.IntN(6)],
+			}
+			if p.Src.Is4() != p.Dst.Is4() {
+				continue
+			}
+			packets++
+			traced, model, oracle := rs.Trace(render.HookForward, p), st.Allows(p), pt.OracleAllows(in, p)
+			if traced != model || model != oracle {
+				t.Fatalf("round %d %+v: traced %v, model %v, oracle %v\n%s\n%s", round, p, traced, model, oracle, pt.Describe(in.Policies), rs.Text())
+			}
+		}
+	}
+	t.Logf("%d packets agreed", packets)
+}
+
+func TestInputHookPolicesEgressToTheNode(t *testing.T) {
+	in := cluster(pt.Policy("x", "p", pt.Selecting(map[string]string{"app": "a"}), pt.Types(networkingv1.PolicyTypeEgress),
+		pt.EgressRule(pt.Peers(pt.BlockPeer("192.168.0.0/24")), pt.Port(corev1.ProtocolUDP, 53))))
+	st := policy.Compute(in)
+	rs := render.Render(&st)
+	nodeIP := "192.168.1.1"
+	cases := []struct {
+		p    policy.Packet
+		want bool
+	}{
+		{pt.Packet("10.100.1.1", nodeIP, corev1.ProtocolTCP, 10250), false},
+		{pt.Packet("10.100.1.1", "192.168.0.1", corev1.ProtocolUDP, 53), true},
+		{pt.Packet("10.100.1.2", nodeIP, corev1.ProtocolTCP, 10250), true},
+	}
+	for _, c := range cases {
+		if got := rs.Trace(render.HookInput, c.p); got != c.want {
+			t.Errorf("input hook %+v: %v, want %v", c.p, got, c.want)
+		}
+	}
+}
