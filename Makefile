@@ -63,11 +63,28 @@ setup-test-env: ## Install etcd, nftables, iptables, conntrack and build kube-ap
 	@hack/setup-test-env.sh >/dev/null
 
 .PHONY: test
-test: setup-test-env manifests generate vet test-unit test-e2e ## Run the whole suite: unit, envtest, real-kernel and e2e tests.
+test: setup-test-env manifests generate vet test-unit test-fuzz test-e2e ## Run the whole suite: unit, envtest, real-kernel, brief fuzzing and e2e tests.
 
 .PHONY: test-unit
 test-unit: ## Unit, envtest (real kube-apiserver) and real-kernel tests.
 	KUBEBUILDER_ASSETS="$$(hack/setup-test-env.sh)" go test $(GOTEST_FLAGS) -p 1 $$(go list ./... | grep -v /e2e)
+
+# Fuzz targets as package:FuzzName. Their seed corpora (testdata/fuzz/) also
+# run as plain tests in test-unit.
+FUZZTIME ?= 10m
+FUZZ_TARGETS := ./controllers/compiler:FuzzCompile ./dataplane/policy:FuzzCompute ./dataplane/render:FuzzRender
+
+.PHONY: fuzz
+fuzz: ## Fuzz the intent compiler, the policy model and the nft renderer, $(FUZZTIME) each (default 10m).
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzzing $$name in $$pkg for $(FUZZTIME)"; \
+		go test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
+	done
+
+.PHONY: test-fuzz
+test-fuzz: ## Run each fuzz target for 10 s.
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=10s
 
 .PHONY: test-e2e
 test-e2e: build ## End-to-end tests on the local cluster (root).

@@ -39,6 +39,9 @@ type ServiceIntentReconciler struct {
 	// policy behind (deletion).
 	APIReader client.Reader
 	Recorder  events.EventRecorder
+	// Compile computes an intent's policies; nil means the compiler. Tests
+	// set it to inject compilation faults.
+	Compile CompileFunc
 }
 
 // Reconcile: get → resolve → compile (pure) → apply → one status patch when
@@ -71,8 +74,9 @@ func (r *ServiceIntentReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	res.input.Owner = ownerReference(si)
 	audit := si.Spec.Mode == v1alpha1.ModeAudit
 	var desired []networkingv1.NetworkPolicy
+	var compileErr error
 	if !audit {
-		desired = compiler.Compile(res.input)
+		desired, compileErr = r.compile(ctx, si, res.input)
 	}
 	applyErr := r.applyAll(ctx, si, desired)
 	selected, err := r.countPods(ctx, si.Namespace, res.input.Target)
@@ -85,7 +89,7 @@ func (r *ServiceIntentReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	for i := range desired {
 		names = append(names, desired[i].Namespace+"/"+desired[i].Name)
 	}
-	setStatus(si, statusInput{res: res, audit: audit, selectedPods: selected, policies: names, applyErr: applyErr})
+	setStatus(si, statusInput{res: res, audit: audit, selectedPods: selected, policies: names, compileErr: compileErr, applyErr: applyErr})
 	r.recordResolution(orig, si)
 	if !apiequality.Semantic.DeepEqual(orig.Status, si.Status) {
 		if err := r.Status().Patch(ctx, si, client.MergeFrom(orig)); err != nil {
@@ -94,6 +98,30 @@ func (r *ServiceIntentReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		logger.V(1).Info("status updated", "ready", readyStatus(si))
 	}
 	return ctrl.Result{}, applyErr
+}
+
+// compile runs the compile step. When it fails (or panics) the intent's
+// target is isolated instead: its ingress policy without rules, and none of
+// its grants. The error is reported on status, not returned: compilation is
+// deterministic, so retrying the same spec cannot help; any change to the
+// intent or to what it references reconciles again.
+func (r *ServiceIntentReconciler) compile(ctx context.Context, si *v1alpha1.ServiceIntent, in compiler.Input) ([]networkingv1.NetworkPolicy, error) {
+	compile := r.Compile
+	if compile == nil {
+		compile = compileIntent
+	}
+	desired, err := compileSafely(compile, in)
+	if err == nil {
+		return desired, nil
+	}
+	logger := log.FromContext(ctx)
+	if p, ok := err.(*compilePanic); ok {
+		logger.Error(err, "compiling the intent panicked; isolating its target", "stack", string(p.stack))
+	} else {
+		logger.Error(err, "compiling the intent failed; isolating its target")
+	}
+	r.Recorder.Eventf(si, nil, corev1.EventTypeWarning, v1alpha1.EventCompileFailed, "Compile", "%s; the target is isolated", truncate(err.Error(), 512))
+	return compiler.Isolate(in), err
 }
 
 // applyAll writes the desired policies and deletes the intent's others.

@@ -20,10 +20,17 @@ import (
 	"github.com/palisade-dev/palisade/controllers/compiler"
 )
 
+// LeaderElectionID names the Lease that replicas of the controller compete
+// for: only its holder runs the reconcilers and writes.
+const LeaderElectionID = "palisade-controller.palisade.dev"
+
 // Options configure the controllers.
 type Options struct {
 	// DNS is where cluster DNS runs, for zero-trust namespaces' baseline.
 	DNS compiler.DNSConfig
+	// Compile replaces the compile step; nil means the compiler. Only tests
+	// set it, to inject compilation faults.
+	Compile CompileFunc
 }
 
 // SetupWithManager registers the index, the intent controller and the
@@ -36,6 +43,7 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("palisade-controller"),
+		Compile:   opts.Compile,
 	}
 	if err := intents.setup(mgr); err != nil {
 		return err

@@ -16,6 +16,7 @@ type statusInput struct {
 	audit        bool
 	selectedPods int32
 	policies     []string
+	compileErr   error
 	applyErr     error
 }
 
@@ -55,6 +56,9 @@ func setStatus(si *v1alpha1.ServiceIntent, in statusInput) {
 	applied := metav1.Condition{Type: v1alpha1.ConditionPolicyApplied, Status: metav1.ConditionTrue,
 		Reason: v1alpha1.ReasonApplied, Message: fmt.Sprintf("%d NetworkPolicies in place", len(in.policies))}
 	switch {
+	case in.compileErr != nil:
+		applied.Status, applied.Reason = metav1.ConditionFalse, v1alpha1.ReasonCompileFailed
+		applied.Message = truncate(fmt.Sprintf("compile: %v; the target is isolated (no ingress allowed) until the intent compiles", in.compileErr), 1024)
 	case in.applyErr != nil:
 		applied.Status, applied.Reason = metav1.ConditionFalse, v1alpha1.ReasonApplyFailed
 		applied.Message = truncate(in.applyErr.Error(), 1024)
@@ -65,10 +69,21 @@ func setStatus(si *v1alpha1.ServiceIntent, in statusInput) {
 
 	ready := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue,
 		Reason: v1alpha1.ReasonReady, Message: "the intent is in force"}
-	if in.audit {
+	switch {
+	case in.audit:
 		ready.Message = "the intent is in Audit mode"
+	case in.res.targetMessage == "" && in.selectedPods == 0:
+		// Fail closed and say so: the policies are written, but a target
+		// that selects no pods protects nothing and opens nothing yet.
+		ready.Message = "the intent is in force; its target selects no pods, so it opens nothing"
 	}
-	for _, c := range []metav1.Condition{applied, resolved} {
+	// Worst last: a compile failure isolates the target, which matters more
+	// than an unresolved caller.
+	order := []metav1.Condition{applied, resolved}
+	if in.compileErr != nil {
+		order = []metav1.Condition{resolved, applied}
+	}
+	for _, c := range order {
 		if c.Status != metav1.ConditionTrue {
 			ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, c.Reason, c.Message
 		}

@@ -15,9 +15,11 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -31,18 +33,29 @@ import (
 type writeLog struct {
 	mu     sync.Mutex
 	writes []string
+	// last is when the latest write was sent.
+	last time.Time
 }
 
 func (w *writeLog) add(verb string, obj client.Object) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.writes = append(w.writes, fmt.Sprintf("%s %T %s/%s", verb, obj, obj.GetNamespace(), obj.GetName()))
+	w.last = time.Now()
 }
 
 func (w *writeLog) addApply(obj runtime.ApplyConfiguration) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.writes = append(w.writes, fmt.Sprintf("apply %v", obj))
+	w.last = time.Now()
+}
+
+// lastWrite returns when the latest write was sent (zero: none yet).
+func (w *writeLog) lastWrite() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.last
 }
 
 func (w *writeLog) reset() {
@@ -78,7 +91,9 @@ func newScheme() *runtime.Scheme {
 	return s
 }
 
-func startHarness(t *testing.T) *harness {
+// startHarness starts an API server and the controllers; opts may change
+// the controllers' options (e.g. inject a compile fault).
+func startHarness(t *testing.T, opts ...func(*controllers.Options)) *harness {
 	t.Helper()
 	ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
 	cfg := testenv.Start(t)
@@ -92,48 +107,19 @@ func startHarness(t *testing.T) *harness {
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		NewClient: func(config *rest.Config, options client.Options) (client.Client, error) {
-			c, err := client.New(config, options)
-			if err != nil {
-				return nil, err
-			}
-			return interceptor.NewClient(withWatch{c}, interceptor.Funcs{
-				Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
-					writes.add("create", obj)
-					return c.Create(ctx, obj, opts...)
-				},
-				Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
-					writes.add("update", obj)
-					return c.Update(ctx, obj, opts...)
-				},
-				Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
-					writes.add("patch", obj)
-					return c.Patch(ctx, obj, patch, opts...)
-				},
-				Delete: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.DeleteOption) error {
-					writes.add("delete", obj)
-					return c.Delete(ctx, obj, opts...)
-				},
-				Apply: func(ctx context.Context, c client.WithWatch, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
-					writes.addApply(obj)
-					return c.Apply(ctx, obj, opts...)
-				},
-				SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
-					writes.add("patch/"+sub, obj)
-					return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
-				},
-				SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
-					writes.add("update/"+sub, obj)
-					return c.SubResource(sub).Update(ctx, obj, opts...)
-				},
-			}), nil
-		},
+		NewClient:              recordingClient(writes),
+		// Each test starts its own manager in this process.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	if err != nil {
 		t.Fatalf("manager: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{DNS: dns}); err != nil {
+	options := controllers.Options{DNS: dns}
+	for _, o := range opts {
+		o(&options)
+	}
+	if err := controllers.SetupWithManager(ctx, mgr, options); err != nil {
 		t.Fatalf("setup: %v", err)
 	}
 	done := make(chan error, 1)
@@ -149,6 +135,47 @@ func startHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	return &harness{c: c, writes: writes}
+}
+
+// recordingClient builds the manager's client so that every write it makes
+// is recorded in writes.
+func recordingClient(writes *writeLog) client.NewClientFunc {
+	return func(config *rest.Config, options client.Options) (client.Client, error) {
+		c, err := client.New(config, options)
+		if err != nil {
+			return nil, err
+		}
+		return interceptor.NewClient(withWatch{c}, interceptor.Funcs{
+			Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+				writes.add("create", obj)
+				return c.Create(ctx, obj, opts...)
+			},
+			Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
+				writes.add("update", obj)
+				return c.Update(ctx, obj, opts...)
+			},
+			Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+				writes.add("patch", obj)
+				return c.Patch(ctx, obj, patch, opts...)
+			},
+			Delete: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.DeleteOption) error {
+				writes.add("delete", obj)
+				return c.Delete(ctx, obj, opts...)
+			},
+			Apply: func(ctx context.Context, c client.WithWatch, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
+				writes.addApply(obj)
+				return c.Apply(ctx, obj, opts...)
+			},
+			SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+				writes.add("patch/"+sub, obj)
+				return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+			},
+			SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+				writes.add("update/"+sub, obj)
+				return c.SubResource(sub).Update(ctx, obj, opts...)
+			},
+		}), nil
+	}
 }
 
 // eventually retries check until it returns nil or the time is up.

@@ -23,6 +23,10 @@ const (
 	// ReasonCallerNotFound: at least one caller does not resolve; it is
 	// granted nothing (fail closed) and the other callers still apply.
 	ReasonCallerNotFound = "CallerNotFound"
+	// ReasonCompileFailed: turning the resolved intent into NetworkPolicies
+	// failed. The target is isolated (an ingress policy without rules) until
+	// the intent compiles again; the message says why.
+	ReasonCompileFailed = "CompileFailed"
 	// ReasonApplied: the NetworkPolicies were written with server-side apply.
 	ReasonApplied = "Applied"
 	// ReasonApplyFailed: writing or deleting a NetworkPolicy failed.
@@ -46,6 +50,9 @@ const (
 	EventCallerNotFound = "CallerNotFound"
 	// EventTargetNotFound: the target stopped resolving (warning).
 	EventTargetNotFound = "TargetNotFound"
+	// EventCompileFailed: compiling the intent failed; its target is isolated
+	// (warning).
+	EventCompileFailed = "CompileFailed"
 	// EventApplyFailed: writing a NetworkPolicy failed (warning).
 	EventApplyFailed = "ApplyFailed"
 )

@@ -50,6 +50,7 @@ type LabelSelector struct {
 	// matchLabels selects objects whose labels hold all these key/value pairs.
 	// +optional
 	// +kubebuilder:validation:MaxProperties=32
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k.indexOf('/') <= 253)",message="the prefix of a label key must be at most 253 characters"
 	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) <= 317 && k.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$'))",message="keys must be valid label keys ([prefix/]name)"
 	MatchLabels map[string]LabelValue `json:"matchLabels,omitempty"`
 
@@ -68,6 +69,7 @@ type LabelSelectorRequirement struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=317
 	// +kubebuilder:validation:Pattern=`^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$`
+	// +kubebuilder:validation:XValidation:rule="self.indexOf('/') <= 253",message="the prefix of a label key must be at most 253 characters"
 	Key string `json:"key"`
 
 	// operator is In, NotIn, Exists or DoesNotExist.
@@ -153,6 +155,7 @@ type CIDR string
 // IPBlock is a range of IP addresses, minus some sub-ranges.
 // +kubebuilder:validation:XValidation:rule="!has(self.except) || !isCIDR(self.cidr) || self.except.all(e, !isCIDR(e) || cidr(e).ip().family() == cidr(self.cidr).ip().family())",message="except entries must be of the same IP family as cidr",fieldPath=".except"
 // +kubebuilder:validation:XValidation:rule="!has(self.except) || !isCIDR(self.cidr) || self.except.all(e, !isCIDR(e) || cidr(e).ip().family() != cidr(self.cidr).ip().family() || (cidr(self.cidr).containsCIDR(cidr(e)) && cidr(e).prefixLength() > cidr(self.cidr).prefixLength()))",message="except entries must lie strictly inside cidr",fieldPath=".except"
+// +kubebuilder:validation:XValidation:rule="!has(self.except) || self.except.all(e, self.except.exists_one(f, f == e))",message="except entries must be unique",fieldPath=".except"
 type IPBlock struct {
 	// cidr is the range of addresses, e.g. 203.0.113.0/24.
 	// +required

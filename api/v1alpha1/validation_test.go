@@ -147,6 +147,25 @@ var invalidIntents = []invalidCase{
 	{name: "unknown operator", spec: callerWithSelector("{matchExpressions: [{key: role, operator: Equals, values: [a]}]}"), wantField: "spec.callers[0].podSelector.matchExpressions[0].operator"},
 	{name: "namespaceSelector bad key", spec: "target: {serviceRef: {name: a}}\ncallers:\n- namespaceSelector: {matchLabels: {'-team': sre}}", wantField: "spec.callers[0].namespaceSelector.matchLabels"},
 	{name: "target selector bad value", spec: "target: {podSelector: {matchLabels: {app: 'a b'}}}", wantField: "spec.target.podSelector.matchLabels.app"},
+	// Added for issue 7 (bad input): address forms other implementations
+	// read differently, whitespace, zones, empty and over-long parts.
+	{name: "cidr IPv4-mapped IPv6", spec: callerWithIPBlock("{cidr: '::ffff:10.0.0.0/104'}"), wantField: "spec.callers[0].ipBlock.cidr"},
+	{name: "except IPv4-mapped IPv6", spec: callerWithIPBlock("{cidr: '::/0', except: ['::ffff:10.0.0.0/104']}"), wantField: "spec.callers[0].ipBlock.except[0]"},
+	{name: "cidr with a zone", spec: callerWithIPBlock("{cidr: 'fe80::/10%eth0'}"), wantField: "spec.callers[0].ipBlock.cidr"},
+	{name: "cidr with leading space", spec: callerWithIPBlock("{cidr: ' 10.0.0.0/8'}"), wantField: "spec.callers[0].ipBlock.cidr"},
+	{name: "cidr empty", spec: callerWithIPBlock("{cidr: ''}"), wantField: "spec.callers[0].ipBlock.cidr"},
+	{name: "IPv4 cidr with IPv6 prefix length", spec: callerWithIPBlock("{cidr: 10.0.0.0/64}"), wantField: "spec.callers[0].ipBlock.cidr"},
+	{name: "IPv6 cidr not compressed", spec: callerWithIPBlock("{cidr: '2001:db8:0:0::/64'}"), wantField: "spec.callers[0].ipBlock.cidr"},
+	{name: "duplicate except", spec: callerWithIPBlock("{cidr: 10.0.0.0/8, except: [10.1.0.0/16, 10.1.0.0/16]}"), wantField: "spec.callers[0].ipBlock.except"},
+	{name: "endPort without port", spec: callerWithPorts("[{endPort: 90}]"), wantField: "spec.callers[0].ports[0].port"},
+	{name: "caller name empty", spec: "target: {serviceRef: {name: a}}\ncallers:\n- {name: '', serviceRef: {name: b}}", wantField: "spec.callers[0].name"},
+	{name: "caller namespace too long", spec: "target: {serviceRef: {name: a}}\ncallers:\n- {serviceRef: {name: b, namespace: " + strings.Repeat("n", 64) + "}}", wantField: "spec.callers[0].serviceRef.namespace"},
+	{name: "workload namespace unicode", spec: "target: {serviceRef: {name: a}}\ncallers:\n- {workloadRef: {kind: Deployment, name: b, namespace: zahlungsverkehr-ö}}", wantField: "spec.callers[0].workloadRef.namespace"},
+	{name: "label key prefix longer than 253", spec: callerWithSelector("{matchLabels: {" + strings.Repeat("p", 254) + "/app: x}}"), wantField: "spec.callers[0].podSelector.matchLabels"},
+	{name: "target label key unicode", spec: "target: {podSelector: {matchLabels: {ключ: a}}}", wantField: "spec.target.podSelector.matchLabels"},
+	{name: "expression key prefix longer than 253", spec: callerWithSelector("{matchExpressions: [{key: " + strings.Repeat("p", 254) + "/app, operator: Exists}]}"), wantField: "spec.callers[0].podSelector.matchExpressions[0].key"},
+	{name: "expression key invalid", spec: callerWithSelector("{matchExpressions: [{key: 'bad key', operator: Exists}]}"), wantField: "spec.callers[0].podSelector.matchExpressions[0].key"},
+	{name: "expression value unicode", spec: callerWithSelector("{matchExpressions: [{key: role, operator: In, values: [prüfer]}]}"), wantField: "spec.callers[0].podSelector.matchExpressions[0].values[0]"},
 	{name: "intent name with dot", intent: "orders.v2", spec: "target: {serviceRef: {name: a}}", wantField: "metadata.name"},
 	{name: "intent name default-deny", intent: "default-deny", spec: "target: {serviceRef: {name: a}}", wantField: "metadata.name"},
 	{name: "intent name longer than a label", intent: strings.Repeat("a", 64), spec: "target: {serviceRef: {name: a}}", wantField: "metadata.name"},
@@ -186,6 +205,7 @@ callers:
 	{name: "32 ports", spec: callerWithPorts(manyPorts(32))},
 	{name: "256 callers", spec: manyCallers(256, 2)},
 	{name: "prefixed label key", spec: callerWithSelector("{matchLabels: {app.kubernetes.io/name: web, empty: ''}}")},
+	{name: "253-character label key prefix", spec: callerWithSelector("{matchLabels: {" + strings.Repeat("p", 253) + "/app: x}, matchExpressions: [{key: " + strings.Repeat("q", 253) + "/app, operator: Exists}]}")},
 	{name: "63-character names", spec: "target: {serviceRef: {name: " + strings.Repeat("a", 63) + "}}\ncallers:\n- {name: " + strings.Repeat("b", 63) + ", serviceRef: {name: c}}"},
 }
 

@@ -253,15 +253,23 @@ func sortedUnique[T any](items []T) []T {
 }
 
 // uniqueNames makes caller names unique by suffixing repeats with their
-// index, so each caller's egress policy has a name of its own.
+// index, so each caller's egress policy has a name of its own. A suffixed
+// name can itself be taken (callers "a", "a-2", "a": defaulted names repeat
+// explicit ones), so it keeps suffixing until the name is free (found by
+// FuzzCompile: two egress policies had one name and one overwrote the other).
 func uniqueNames(callers []Caller) []Caller {
 	seen := make(map[string]bool, len(callers))
 	out := make([]Caller, len(callers))
 	for i, c := range callers {
-		if seen[c.Name] {
-			c.Name = fmt.Sprintf("%s-%d", c.Name, i)
+		name := c.Name
+		for n := 0; seen[name]; n++ {
+			name = fmt.Sprintf("%s-%d", c.Name, i)
+			if n > 0 {
+				name = fmt.Sprintf("%s-%d-%d", c.Name, i, n)
+			}
 		}
-		seen[c.Name] = true
+		c.Name = name
+		seen[name] = true
 		out[i] = c
 	}
 	return out

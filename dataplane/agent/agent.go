@@ -158,8 +158,11 @@ func (a *Agent) SyncOnce(ctx context.Context) error {
 	logger := log.FromContext(ctx)
 	start := time.Now()
 	in, err := a.input(ctx)
+	var st policy.State
 	if err == nil {
-		st := policy.Compute(in)
+		st, err = safeCompute(policy.Compute, in)
+	}
+	if err == nil {
 		for _, perr := range st.Errors {
 			logger.Info("policy partly ignored (fails closed)", "policy", perr.Policy, "reason", perr.Err.Error())
 		}
@@ -178,6 +181,19 @@ func (a *Agent) SyncOnce(ctx context.Context) error {
 	}
 	syncFailures.Inc()
 	return err
+}
+
+// safeCompute runs compute and turns a panic into an error. A poison object
+// that crashed the model would otherwise crash-loop the agent on every node
+// (cilium#14245); as a sync failure it leaves the last good rules in the
+// kernel, fails readiness and shows in palisade_agent_sync_failures_total.
+func safeCompute(compute func(policy.Input) policy.State, in policy.Input) (st policy.State, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("compute policy state: panic: %v", r)
+		}
+	}()
+	return compute(in), nil
 }
 
 func (a *Agent) input(ctx context.Context) (policy.Input, error) {
