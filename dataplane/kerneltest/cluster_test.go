@@ -19,6 +19,7 @@ import (
 	"github.com/palisade-dev/palisade/dataplane/nft"
 	"github.com/palisade-dev/palisade/dataplane/policy"
 	pt "github.com/palisade-dev/palisade/dataplane/policy/policytest"
+	"github.com/palisade-dev/palisade/dataplane/render"
 	"github.com/palisade-dev/palisade/internal/testenv"
 )
 
@@ -254,16 +255,19 @@ func (c *cluster) podNS(node string) []*netnstest.NS {
 // backendKind is a dataplane backend under test.
 type backendKind struct {
 	name string
+	// owns marks what the backend owns in `nft list ruleset` and
+	// iptables-save output (see netnstest.Without).
+	owns string
 	// new returns a fresh backend programming the node's namespace, as a
 	// newly started agent would have.
 	new func(t testing.TB, n *netnstest.Node) dataplane.Backend
 }
 
 var backends = []backendKind{
-	{"nftables", func(_ testing.TB, n *netnstest.Node) dataplane.Backend {
+	{"nftables", "table inet " + render.TableName + " {", func(_ testing.TB, n *netnstest.Node) dataplane.Backend {
 		return nft.New(nft.WithNetNSFd(n.Fd))
 	}},
-	{"iptables", func(t testing.TB, n *netnstest.Node) dataplane.Backend {
+	{"iptables", iptables.ChainPrefix, func(t testing.TB, n *netnstest.Node) dataplane.Backend {
 		b, err := iptables.New()
 		if err != nil {
 			t.Fatalf("iptables backend: %v", err)

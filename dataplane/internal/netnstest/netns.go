@@ -1,9 +1,10 @@
 // Package netnstest creates network namespaces for the dataplane's kernel
 // tests: "node" namespaces with routed "pod" namespaces behind them, the way
 // a routed CNI (Calico, ptp) wires pods, plus servers and probes that make
-// real connections between them. Every name starts with "pdt-" and every
-// address lies in 10.100.0.0/16 or fd00:100::/48; everything is removed when
-// the test ends.
+// real connections between them, and the firewall's state as text
+// (ruleset.go) for tests that compare it. Every name starts with "pdt-"
+// and every address lies in 10.100.0.0/16 or fd00:100::/48; everything is
+// removed when the test ends.
 package netnstest
 
 import (
