@@ -1,0 +1,172 @@
+package framework
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Up brings a local cluster up: control plane, CRDs, nodes, API proxy,
+// agents, controller. On error it tears down what it made.
+func Up(ctx context.Context, cfg Config) (c *Cluster, err error) {
+	if os.Geteuid() != 0 {
+		return nil, errNotRoot
+	}
+	if cfg.Nodes < 1 || cfg.Nodes > 9 {
+		return nil, fmt.Errorf("nodes must be 1-9, got %d", cfg.Nodes)
+	}
+	if cfg.Prefix == "" || cfg.Dir == "" {
+		return nil, errors.New("prefix and dir are required")
+	}
+	if cfg.Backend == "" {
+		cfg.Backend = "nftables"
+	}
+	if cfg.Log == nil {
+		cfg.Log = func(string, ...any) {}
+	}
+	for _, b := range []string{"kube-apiserver", "etcd"} {
+		if _, err := os.Stat(filepath.Join(cfg.AssetsDir, b)); err != nil {
+			return nil, fmt.Errorf("no %s in %s: run hack/setup-test-env.sh (make demo and make test do): %w", b, cfg.AssetsDir, err)
+		}
+	}
+	c = &Cluster{Dir: cfg.Dir, log: cfg.Log}
+	if _, statErr := os.Stat(c.statePath()); statErr == nil {
+		return nil, fmt.Errorf("a local cluster already exists in %s: run down first", cfg.Dir)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	c.State = State{
+		Prefix: cfg.Prefix, Backend: cfg.Backend, BinDir: cfg.BinDir,
+		NoAgents: cfg.NoAgents, NoController: cfg.NoController,
+		AgentHealthAddress: agentHealthAddr,
+	}
+	for _, p := range []*int{&c.State.APIPort, &c.State.EtcdPort, &c.State.EtcdPeerPort, &c.State.ControllerHealth, &c.State.ControllerMetrics} {
+		if *p, err = freePort(); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.saveState(); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			if derr := c.Down(); derr != nil {
+				err = errors.Join(err, fmt.Errorf("clean up after failed up: %w", derr))
+			}
+			c = nil
+		}
+	}()
+
+	start := time.Now()
+	cfg.Log("starting etcd and kube-apiserver")
+	p, err := generatePKI(filepath.Join(cfg.Dir, "pki"))
+	if err != nil {
+		return c, err
+	}
+	if err := c.startEtcd(cfg.AssetsDir); err != nil {
+		return c, err
+	}
+	if err := c.startAPIServer(cfg.AssetsDir, p); err != nil {
+		return c, err
+	}
+	// Build the network while the API server starts.
+	cfg.Log("creating %d nodes", cfg.Nodes)
+	if err := c.createFabric(); err != nil {
+		return c, err
+	}
+	for i := 1; i <= cfg.Nodes; i++ {
+		n, err := c.createNode(i, cfg.Nodes)
+		if err != nil {
+			return c, err
+		}
+		c.State.Nodes = append(c.State.Nodes, n)
+	}
+	if err := c.saveState(); err != nil {
+		return c, err
+	}
+	if err := c.waitAPIServer(ctx); err != nil {
+		return c, err
+	}
+	cfg.Log("kube-apiserver ready after %s", time.Since(start).Round(100*time.Millisecond))
+	if err := c.installCRDs(cfg.CRDDir); err != nil {
+		return c, err
+	}
+	for _, n := range c.State.Nodes {
+		if err := c.registerNode(ctx, n); err != nil {
+			return c, err
+		}
+	}
+	if !cfg.NoAgents {
+		cfg.Log("starting agents (backend %s)", cfg.Backend)
+		if err := c.startAPIProxy(); err != nil {
+			return c, err
+		}
+		for _, n := range c.State.Nodes {
+			if err := c.startAgent(n); err != nil {
+				return c, err
+			}
+		}
+	}
+	if !cfg.NoController {
+		cfg.Log("starting the controller")
+		if err := c.startController(); err != nil {
+			return c, err
+		}
+	}
+	if !cfg.NoAgents {
+		if err := c.WaitAgentsReady(60 * time.Second); err != nil {
+			return c, err
+		}
+	}
+	cfg.Log("cluster up after %s", time.Since(start).Round(100*time.Millisecond))
+	return c, nil
+}
+
+// Down removes everything the cluster in dir made: processes, network
+// namespaces (with their veths, routes and nft tables), files. It is safe to
+// run twice, and on a half-made cluster.
+func Down(dir string) error {
+	c := &Cluster{Dir: dir, log: func(string, ...any) {}}
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return c.Down()
+}
+
+// Down tears the cluster down (see the package function Down).
+func (c *Cluster) Down() error {
+	var errs []error
+	// Processes in our namespaces first (agents, pod servers), then the
+	// ones in the root namespace, API server last but one, etcd last.
+	nss := c.recordedNetns()
+	for _, ns := range nss {
+		killNetnsProcesses(ns)
+	}
+	entries, _ := os.ReadDir(filepath.Join(c.Dir, "pids"))
+	last := map[string]bool{"kube-apiserver": true, "etcd": true}
+	for _, e := range entries {
+		name := trimExt(e.Name())
+		if !last[name] {
+			errs = append(errs, c.stopProcess(name, 5*time.Second))
+		}
+	}
+	errs = append(errs, c.stopProcess("kube-apiserver", 10*time.Second), c.stopProcess("etcd", 10*time.Second))
+	// Pods before nodes before the fabric: deleting a pod's namespace
+	// deletes its veth, deleting a node's deletes its routes and tables.
+	for i := len(nss) - 1; i >= 0; i-- {
+		errs = append(errs, deleteNetns(nss[i]))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(c.Dir); err != nil {
+		return fmt.Errorf("remove %s: %w", c.Dir, err)
+	}
+	return nil
+}
+
+func trimExt(name string) string { return name[:len(name)-len(filepath.Ext(name))] }
