@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/palisade-dev/palisade/internal/testenv"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -94,18 +95,7 @@ func TestGolden(t *testing.T) {
 			t.Run(name+"-"+fam.String(), func(t *testing.T) {
 				got := iptables.RestoreInput(iptables.Render(st, fam, iptables.DefaultMarkBit), iptables.Current{})
 				path := filepath.Join("testdata", name+"-"+fam.String()+".rules")
-				if *update {
-					if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-						t.Fatal(err)
-					}
-				}
-				want, err := os.ReadFile(path)
-				if err != nil {
-					t.Fatalf("read golden file (run go test ./dataplane/iptables -update): %v", err)
-				}
-				if got != string(want) {
-					t.Errorf("restore input differs from %s (run with -update if intended):\n%s", path, got)
-				}
+				testenv.Golden(t, path, got, *update)
 			})
 		}
 	}

@@ -4,11 +4,12 @@ import (
 	"flag"
 	"math/rand/v2"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/palisade-dev/palisade/internal/testenv"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -65,18 +66,7 @@ func TestGolden(t *testing.T) {
 			}
 			got := render.Render(&st).Text()
 			path := filepath.Join("testdata", name+".nft")
-			if *update {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("read golden file (run go test ./dataplane/render -update): %v", err)
-			}
-			if got != string(want) {
-				t.Errorf("ruleset differs from %s (run with -update if intended):\n%s", path, got)
-			}
+			testenv.Golden(t, path, got, *update)
 		})
 	}
 }
