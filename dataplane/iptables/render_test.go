@@ -4,7 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
-	"net/netip"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -185,21 +184,7 @@ func TestTracerAgreesWithModelAndNFT(t *testing.T) {
 		nft := render.Render(&st)
 		rs4 := iptables.Render(&st, iptables.IPv4, iptables.DefaultMarkBit)
 		rs6 := iptables.Render(&st, iptables.IPv6, iptables.DefaultMarkBit)
-		var ips []netip.Addr
-		for _, p := range in.Pods {
-			ips = append(ips, p.IPs...)
-		}
-		ips = append(ips, netip.MustParseAddr("172.16.0.1"), netip.MustParseAddr("10.0.255.1"), netip.MustParseAddr("fd00:ff::1"))
-		for range 300 {
-			p := policy.Packet{
-				Src:      ips[r.IntN(len(ips))],
-				Dst:      ips[r.IntN(len(ips))],
-				Protocol: []corev1.Protocol{corev1.ProtocolTCP, corev1.ProtocolUDP, corev1.ProtocolSCTP, "ICMP"}[r.IntN(4)],
-				Port:     []uint16{0, 53, 80, 81, 443, 8080}[r.IntN(6)],
-			}
-			if p.Src.Is4() != p.Dst.Is4() {
-				continue
-			}
+		for _, p := range pt.RandomPackets(r, in, 300) {
 			packets++
 			rs := rs4
 			if p.Src.Is6() {

@@ -149,21 +149,7 @@ func TestTracerAgreesWithModelAndOracle(t *testing.T) {
 		in := pt.RandomInput(r)
 		st := policy.Compute(in)
 		rs := render.Render(&st)
-		var ips []netip.Addr
-		for _, p := range in.Pods {
-			ips = append(ips, p.IPs...)
-		}
-		ips = append(ips, netip.MustParseAddr("172.16.0.1"), netip.MustParseAddr("10.0.255.1"), netip.MustParseAddr("fd00:ff::1"))
-		for range 300 {
-			p := policy.Packet{
-				Src:      ips[r.IntN(len(ips))],
-				Dst:      ips[r.IntN(len(ips))],
-				Protocol: []corev1.Protocol{corev1.ProtocolTCP, corev1.ProtocolUDP, corev1.ProtocolSCTP, "ICMP"}[r.IntN(4)],
-				Port:     []uint16{0, 53, 80, 81, 443, 8080}[r.IntN(6)],
-			}
-			if p.Src.Is4() != p.Dst.Is4() {
-				continue
-			}
+		for _, p := range pt.RandomPackets(r, in, 300) {
 			packets++
 			traced, model, oracle := rs.Trace(render.HookForward, p), st.Allows(p), pt.OracleAllows(in, p)
 			if traced != model || model != oracle {
