@@ -11,6 +11,12 @@ const (
 	// ConditionPolicyApplied is True when the NetworkPolicies the intent calls
 	// for (none in Audit mode) have been written and stale ones removed.
 	ConditionPolicyApplied = "PolicyApplied"
+	// ConditionEnforced is True when every node that runs target pods reports
+	// the intent's current generation programmed in its kernel.
+	ConditionEnforced = "Enforced"
+	// ConditionTrafficConforms is True when no undeclared caller of the target
+	// was observed within the observation window.
+	ConditionTrafficConforms = "TrafficConforms"
 )
 
 // Condition reasons.
@@ -36,6 +42,20 @@ const (
 	ReasonAuditMode = "AuditMode"
 	// ReasonReady: everything the intent asks for is in force.
 	ReasonReady = "Ready"
+	// ReasonProgrammed: every node that runs target pods programmed the
+	// current generation (Enforced=True).
+	ReasonProgrammed = "Programmed"
+	// ReasonProgramming: some nodes have not programmed the current generation
+	// yet; the message reads "n/m nodes".
+	ReasonProgramming = "Programming"
+	// ReasonNoTargetPods: no pod is selected, so no node has anything to
+	// program (Enforced=True, vacuously).
+	ReasonNoTargetPods = "NoTargetPods"
+	// ReasonNoUndeclaredCallers: every observed caller is declared.
+	ReasonNoUndeclaredCallers = "NoUndeclaredCallers"
+	// ReasonUndeclaredCallersObserved: callers that no entry allows were
+	// observed (dropped, or audited in Audit mode).
+	ReasonUndeclaredCallersObserved = "UndeclaredCallersObserved"
 )
 
 // Event reasons recorded on a ServiceIntent.
@@ -55,6 +75,9 @@ const (
 	EventCompileFailed = "CompileFailed"
 	// EventApplyFailed: writing a NetworkPolicy failed (warning).
 	EventApplyFailed = "ApplyFailed"
+	// EventUndeclaredCaller: a new undeclared caller was observed (warning,
+	// rate-limited per intent).
+	EventUndeclaredCaller = "UndeclaredCaller"
 )
 
 // Labels the controller puts on every object it generates.
@@ -67,6 +90,9 @@ const (
 	LabelIntent = "palisade.dev/intent"
 	// LabelIntentNamespace holds the namespace of that intent.
 	LabelIntentNamespace = "palisade.dev/intent-namespace"
+	// LabelIntentGeneration holds the intent generation a NetworkPolicy was
+	// compiled from; agents report it back as programmed.
+	LabelIntentGeneration = "palisade.dev/intent-generation"
 	// LabelZeroTrust on a Namespace opts it into zero trust when its value is
 	// ZeroTrustEnforce.
 	LabelZeroTrust = "palisade.dev/zero-trust"

@@ -13,7 +13,7 @@ const (
 	// ModeEnforce writes NetworkPolicies that drop what the intent does not allow.
 	ModeEnforce IntentMode = "Enforce"
 	// ModeAudit writes no NetworkPolicy for the intent; the agents compile it
-	// and report what Enforce would drop (later issue), never dropping.
+	// as log-and-accept, reporting what Enforce would drop, never dropping.
 	ModeAudit IntentMode = "Audit"
 )
 
@@ -289,6 +289,92 @@ type CallerStatus struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
 	Message string `json:"message,omitempty"`
+
+	// observed is true when traffic from this caller to the target was
+	// allowed within the observation window.
+	// +optional
+	Observed bool `json:"observed"`
+
+	// lastSeen is when a connection from this caller was last observed (kept
+	// across windows, so that unused callers can be told apart).
+	// +optional
+	LastSeen *metav1.Time `json:"lastSeen,omitempty"`
+
+	// connections counts this caller's connections in the observation window.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Connections int64 `json:"connections,omitempty"`
+}
+
+// UndeclaredCaller is an observed caller of the target that no caller entry
+// allows.
+type UndeclaredCaller struct {
+	// source identifies the caller (workload, pod, address).
+	// +required
+	Source FlowEndpoint `json:"source"`
+
+	// protocol is TCP, UDP or SCTP.
+	// +required
+	Protocol Protocol `json:"protocol"`
+
+	// port is the destination port the caller tried.
+	// +required
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port"`
+
+	// verdict is Dropped (Enforce mode, or another policy dropped it), Audited
+	// (Audit mode: let through, Enforce would drop it) or Allowed (another
+	// policy allowed it, not this intent).
+	// +required
+	Verdict FlowVerdict `json:"verdict"`
+
+	// count is the number of observations in the window, over all nodes.
+	// +required
+	// +kubebuilder:validation:Minimum=0
+	Count int64 `json:"count"`
+
+	// firstSeen is the earliest observation in the window.
+	// +required
+	FirstSeen metav1.Time `json:"firstSeen"`
+
+	// lastSeen is the latest observation.
+	// +required
+	LastSeen metav1.Time `json:"lastSeen"`
+}
+
+// EnforcementStatus says on how many nodes the intent's current generation
+// is programmed.
+type EnforcementStatus struct {
+	// generation is the intent generation the counts refer to.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Generation int64 `json:"generation,omitempty"`
+
+	// nodesDesired is the number of nodes that run target pods and so must
+	// program the intent's policies.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	NodesDesired int32 `json:"nodesDesired"`
+
+	// nodesProgrammed is how many of them report the current generation in
+	// their kernel.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	NodesProgrammed int32 `json:"nodesProgrammed"`
+
+	// changedAt is when the controller first saw the current generation.
+	// +optional
+	ChangedAt *metav1.Time `json:"changedAt,omitempty"`
+
+	// programmedAt is when the last of the desired nodes programmed it.
+	// +optional
+	ProgrammedAt *metav1.Time `json:"programmedAt,omitempty"`
+
+	// latency is programmedAt minus changedAt: how long the change took to be
+	// in force everywhere.
+	// +optional
+	Latency *metav1.Duration `json:"latency,omitempty"`
 }
 
 // ServiceIntentStatus is what the controller observed and did.
@@ -327,11 +413,48 @@ type ServiceIntentStatus struct {
 	// +kubebuilder:validation:items:MaxLength=317
 	NetworkPolicies []string `json:"networkPolicies,omitempty"`
 
-	// callers reports each caller's resolution, in spec order.
+	// callers reports each caller's resolution and observed traffic, in spec order.
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=256
 	Callers []CallerStatus `json:"callers,omitempty"`
+
+	// observedCallers reads "observed/declared", e.g. 2/3: how many declared
+	// callers were seen calling within the window.
+	// +optional
+	// +kubebuilder:validation:MaxLength=16
+	ObservedCallers string `json:"observedCallers,omitempty"`
+
+	// denied is the number of observations of undeclared callers in the window
+	// (dropped, or audited in Audit mode).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Denied int64 `json:"denied"`
+
+	// undeclaredCallers are observed callers no caller entry allows, the top
+	// 20 by count.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=20
+	UndeclaredCallers []UndeclaredCaller `json:"undeclaredCallers,omitempty"`
+
+	// undeclaredCallersTotal is the number of distinct undeclared callers,
+	// including those left out of undeclaredCallers.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	UndeclaredCallersTotal int32 `json:"undeclaredCallersTotal,omitempty"`
+
+	// unusedCallers names declared callers not observed within the unused
+	// window (default 24h): candidates to remove.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MaxLength=63
+	UnusedCallers []string `json:"unusedCallers,omitempty"`
+
+	// enforcement says on how many nodes the current generation is programmed.
+	// +optional
+	Enforcement *EnforcementStatus `json:"enforcement,omitempty"`
 }
 
 // ServiceIntent says "these callers may reach this service". The controller
@@ -345,6 +468,9 @@ type ServiceIntentStatus struct {
 // +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.spec.mode`
 // +kubebuilder:printcolumn:name="Callers",type=string,JSONPath=`.status.resolvedCallers`
 // +kubebuilder:printcolumn:name="Pods",type=integer,JSONPath=`.status.selectedPods`
+// +kubebuilder:printcolumn:name="Observed",type=string,JSONPath=`.status.observedCallers`
+// +kubebuilder:printcolumn:name="Denied",type=integer,JSONPath=`.status.denied`
+// +kubebuilder:printcolumn:name="Enforced",type=string,JSONPath=`.status.conditions[?(@.type=="Enforced")].status`,priority=1
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS label (at most 63 characters): it becomes a label value"
