@@ -21,6 +21,7 @@ import (
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
 	"github.com/palisade-dev/palisade/controllers/compiler"
+	"github.com/palisade-dev/palisade/internal/resolve"
 )
 
 // +kubebuilder:rbac:groups=palisade.dev,resources=serviceintents,verbs=get;list;watch;update;patch
@@ -67,19 +68,19 @@ func (r *ServiceIntentReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	res, err := resolver{r.Client}.resolve(ctx, si, zeroTrust)
+	res, err := resolve.Resolver{Reader: r.Client}.Resolve(ctx, si, zeroTrust)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	res.input.Owner = ownerReference(si)
+	res.Input.Owner = ownerReference(si)
 	audit := si.Spec.Mode == v1alpha1.ModeAudit
 	var desired []networkingv1.NetworkPolicy
 	var compileErr error
 	if !audit {
-		desired, compileErr = r.compile(ctx, si, res.input)
+		desired, compileErr = r.compile(ctx, si, res.Input)
 	}
 	applyErr := r.applyAll(ctx, si, desired)
-	selected, err := r.countPods(ctx, si.Namespace, res.input.Target)
+	selected, err := r.countPods(ctx, si.Namespace, res.Input.Target)
 	if err != nil {
 		return ctrl.Result{}, err
 	}

@@ -8,11 +8,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
+	"github.com/palisade-dev/palisade/internal/resolve"
 )
 
 // statusInput is what a reconcile learned, to be written to status.
 type statusInput struct {
-	res          *resolution
+	res          *resolve.Result
 	audit        bool
 	selectedPods int32
 	policies     []string
@@ -26,28 +27,28 @@ func setStatus(si *v1alpha1.ServiceIntent, in statusInput) {
 	st := &si.Status
 	gen := si.Generation
 	st.ObservedGeneration = gen
-	st.Target = in.res.target
+	st.Target = in.res.Target
 	st.SelectedPods = in.selectedPods
 	st.NetworkPolicies = in.policies
-	st.Callers = in.res.callers
+	st.Callers = in.res.Callers
 
 	resolvedCallers := 0
 	var unresolved []string
-	for _, c := range in.res.callers {
+	for _, c := range in.res.Callers {
 		if c.Resolved {
 			resolvedCallers++
 		} else {
 			unresolved = append(unresolved, c.Name)
 		}
 	}
-	st.ResolvedCallers = fmt.Sprintf("%d/%d", resolvedCallers, len(in.res.callers))
+	st.ResolvedCallers = fmt.Sprintf("%d/%d", resolvedCallers, len(in.res.Callers))
 
 	resolved := metav1.Condition{Type: v1alpha1.ConditionResolved, Status: metav1.ConditionTrue,
 		Reason: v1alpha1.ReasonResolved, Message: "the target and every caller resolved"}
 	switch {
-	case in.res.targetMessage != "":
+	case in.res.TargetMessage != "":
 		resolved.Status, resolved.Reason = metav1.ConditionFalse, v1alpha1.ReasonTargetNotFound
-		resolved.Message = in.res.targetMessage + "; no NetworkPolicy is written for this intent"
+		resolved.Message = in.res.TargetMessage + "; no NetworkPolicy is written for this intent"
 	case len(unresolved) > 0:
 		resolved.Status, resolved.Reason = metav1.ConditionFalse, v1alpha1.ReasonCallerNotFound
 		resolved.Message = fmt.Sprintf("callers %s do not resolve and are allowed nothing; the others apply", strings.Join(unresolved, ", "))
@@ -72,7 +73,7 @@ func setStatus(si *v1alpha1.ServiceIntent, in statusInput) {
 	switch {
 	case in.audit:
 		ready.Message = "the intent is in Audit mode"
-	case in.res.targetMessage == "" && in.selectedPods == 0:
+	case in.res.TargetMessage == "" && in.selectedPods == 0:
 		// Fail closed and say so: the policies are written, but a target
 		// that selects no pods protects nothing and opens nothing yet.
 		ready.Message = "the intent is in force; its target selects no pods, so it opens nothing"

@@ -1,4 +1,8 @@
-package controllers
+// Package resolve looks up the references of a ServiceIntent (Services,
+// workloads) and turns them into the selectors the compiler takes. The
+// controller resolves every intent; agents resolve Audit-mode intents, which
+// they compile themselves.
+package resolve
 
 import (
 	"context"
@@ -16,14 +20,15 @@ import (
 	"github.com/palisade-dev/palisade/controllers/compiler"
 )
 
-// resolution is an intent with its references looked up.
-type resolution struct {
-	input compiler.Input
-	// target describes the target for status, e.g. Service/orders.
-	target string
-	// targetMessage explains an unresolved target; empty when it resolved.
-	targetMessage string
-	callers       []v1alpha1.CallerStatus
+// Result is an intent with its references looked up.
+type Result struct {
+	Input compiler.Input
+	// Target describes the target for status, e.g. Service/orders.
+	Target string
+	// TargetMessage explains an unresolved target; empty when it resolved.
+	TargetMessage string
+	// Callers are the callers' resolution, in spec order.
+	Callers []v1alpha1.CallerStatus
 }
 
 // notFoundError is a reference that does not resolve: reported, not retried.
@@ -31,22 +36,22 @@ type notFoundError struct{ msg string }
 
 func (e *notFoundError) Error() string { return e.msg }
 
-// resolver looks references up in the manager's cache.
-type resolver struct {
+// Resolver looks references up, usually in a manager's cache.
+type Resolver struct {
 	client.Reader
 }
 
-// resolve turns every reference of the intent into a selector. Missing
+// Resolve turns every reference of the intent into a selector. Missing
 // references are reported and grant nothing; API errors are returned.
-func (r resolver) resolve(ctx context.Context, si *v1alpha1.ServiceIntent, zeroTrust map[string]labels.Set) (*resolution, error) {
-	res := &resolution{input: compiler.Input{Name: si.Name, Namespace: si.Namespace}}
+func (r Resolver) Resolve(ctx context.Context, si *v1alpha1.ServiceIntent, zeroTrust map[string]labels.Set) (*Result, error) {
+	res := &Result{Input: compiler.Input{Name: si.Name, Namespace: si.Namespace}}
 	target, desc, err := r.resolveTarget(ctx, si)
-	res.target = desc
+	res.Target = desc
 	switch e := err.(type) {
 	case nil:
-		res.input.Target = target
+		res.Input.Target = target
 	case *notFoundError:
-		res.targetMessage = e.msg
+		res.TargetMessage = e.msg
 	default:
 		return nil, err
 	}
@@ -62,13 +67,13 @@ func (r resolver) resolve(ctx context.Context, si *v1alpha1.ServiceIntent, zeroT
 			return nil, err
 		}
 		rc.Resolved = err == nil
-		res.input.Callers = append(res.input.Callers, rc)
-		res.callers = append(res.callers, st)
+		res.Input.Callers = append(res.Input.Callers, rc)
+		res.Callers = append(res.Callers, st)
 	}
 	return res, nil
 }
 
-func (r resolver) resolveTarget(ctx context.Context, si *v1alpha1.ServiceIntent) (*metav1.LabelSelector, string, error) {
+func (r Resolver) resolveTarget(ctx context.Context, si *v1alpha1.ServiceIntent) (*metav1.LabelSelector, string, error) {
 	t := si.Spec.Target
 	switch {
 	case t.ServiceRef != nil:
@@ -84,7 +89,7 @@ func (r resolver) resolveTarget(ctx context.Context, si *v1alpha1.ServiceIntent)
 	return nil, "", &notFoundError{msg: "target names no serviceRef, workloadRef or podSelector"}
 }
 
-func (r resolver) resolveCaller(ctx context.Context, intentNS string, c *v1alpha1.Caller, zeroTrust map[string]labels.Set) (compiler.Caller, error) {
+func (r Resolver) resolveCaller(ctx context.Context, intentNS string, c *v1alpha1.Caller, zeroTrust map[string]labels.Set) (compiler.Caller, error) {
 	out := compiler.Caller{Ports: compiler.Ports(c.Ports)}
 	var err error
 	switch {
@@ -125,7 +130,7 @@ func (r resolver) resolveCaller(ctx context.Context, intentNS string, c *v1alpha
 
 // serviceSelector returns the Service's spec.selector. A Service without a
 // selector picks no pods Palisade can name, so it does not resolve.
-func (r resolver) serviceSelector(ctx context.Context, namespace, name string) (*metav1.LabelSelector, error) {
+func (r Resolver) serviceSelector(ctx context.Context, namespace, name string) (*metav1.LabelSelector, error) {
 	var svc corev1.Service
 	if err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &svc); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -141,7 +146,7 @@ func (r resolver) serviceSelector(ctx context.Context, namespace, name string) (
 
 // workloadSelector returns the selector of the workload's pods: spec.selector,
 // or for a CronJob its job template's selector or pod template labels.
-func (r resolver) workloadSelector(ctx context.Context, namespace string, kind v1alpha1.WorkloadKind, name string) (*metav1.LabelSelector, error) {
+func (r Resolver) workloadSelector(ctx context.Context, namespace string, kind v1alpha1.WorkloadKind, name string) (*metav1.LabelSelector, error) {
 	key := client.ObjectKey{Namespace: namespace, Name: name}
 	var sel *metav1.LabelSelector
 	var err error
@@ -192,4 +197,12 @@ func (r resolver) workloadSelector(ctx context.Context, namespace string, kind v
 		return nil, &notFoundError{msg: fmt.Sprintf("%s %s/%s has no pod selector", kind, namespace, name)}
 	}
 	return sel.DeepCopy(), nil
+}
+
+// orDefault returns s, or def when s is empty.
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
