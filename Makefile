@@ -90,6 +90,14 @@ test-fuzz: ## Run each fuzz target for 10 s.
 test-e2e: build ## End-to-end tests on the local cluster (root).
 	KUBEBUILDER_ASSETS="$$(hack/setup-test-env.sh)" go test $(GOTEST_FLAGS) -p 1 -timeout 25m -tags e2e ./e2e/...
 
+.PHONY: test-reliability
+test-reliability: ## Fault and load scenarios on the local cluster (root, ~25 min; RELIABILITY_QUICK=1 for ~8); rewrites docs/reliability.md.
+	hack/reliability.sh
+
+.PHONY: bench
+bench: setup-test-env ## Benchmarks (root): writes docs/benchmarks.md and bench/results/; BENCH_QUICK=1 for the quick variant.
+	hack/bench.sh
+
 ##@ Build
 
 .PHONY: build

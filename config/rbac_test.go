@@ -101,8 +101,14 @@ func TestRBACLeastPrivilege(t *testing.T) {
 	})
 
 	t.Run("agent reads only what it enforces", func(t *testing.T) {
-		readable := map[string]bool{"/pods": true, "/namespaces": true, "networking.k8s.io/networkpolicies": true, "palisade.dev/serviceintents": true}
+		// What it enforces, and what the intent resolver reads for the
+		// Audit-mode intents the agent compiles itself.
+		readable := map[string]bool{"/pods": true, "/namespaces": true, "networking.k8s.io/networkpolicies": true, "palisade.dev/serviceintents": true,
+			"/services": true, "apps/deployments": true, "apps/statefulsets": true, "apps/daemonsets": true, "apps/replicasets": true,
+			"batch/jobs": true, "batch/cronjobs": true}
 		metricsAuth := map[string]bool{"authentication.k8s.io/tokenreviews": true, "authorization.k8s.io/subjectaccessreviews": true}
+		// Its own report, and its Node (owner of the report), by name only.
+		written := map[string][]string{"palisade.dev/nodeflowreports": {"create", "get", "patch", "update"}, "/nodes": {"get"}}
 		for _, r := range roles {
 			if r.name != "palisade-agent" {
 				continue
@@ -119,6 +125,10 @@ func TestRBACLeastPrivilege(t *testing.T) {
 						case metricsAuth[key]:
 							if !slices.Equal(rule.Verbs, []string{"create"}) {
 								t.Errorf("agent may %v %s", rule.Verbs, key)
+							}
+						case written[key] != nil:
+							if !slices.Equal(rule.Verbs, written[key]) {
+								t.Errorf("agent may %v %s, want %v", rule.Verbs, key, written[key])
 							}
 						default:
 							t.Errorf("agent may %v %s", rule.Verbs, key)
@@ -155,6 +165,13 @@ func TestRBACLeastPrivilege(t *testing.T) {
 		{"palisade-agent", "patch", "palisade.dev", "serviceintents", "status", false},
 		{"palisade-agent", "update", "", "pods", "", false},
 		{"palisade-agent", "create", "", "pods", "exec", false},
+		{"palisade-agent", "patch", "palisade.dev", "nodeflowreports", "", true},
+		{"palisade-agent", "delete", "palisade.dev", "nodeflowreports", "", false},
+		{"palisade-agent", "get", "", "nodes", "", true},
+		{"palisade-agent", "list", "", "nodes", "", false},
+		{"palisade-agent", "update", "", "nodes", "", false},
+		{"palisade-agent", "list", "", "services", "", true},
+		{"palisade-agent", "watch", "batch", "cronjobs", "", true},
 		{"palisade-controller", "get", "", "secrets", "", false},
 		{"palisade-controller", "list", "", "secrets", "", false},
 		{"palisade-controller", "watch", "", "secrets", "", false},

@@ -3,7 +3,9 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"strings"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -80,6 +82,71 @@ func intentsByKeys(ctx context.Context, c client.Reader, keys ...string) []recon
 				out = append(out, reconcile.Request{NamespacedName: k})
 			}
 		}
+	}
+	return out
+}
+
+// reportIndex indexes NodeFlowReports by the intents ("namespace/name")
+// they name: among the programmed intents, or as deciders of an ingress
+// flow. An intent reads only the reports that concern it.
+const reportIndex = "palisade.dev/report-intents"
+
+// reportIntents returns the index keys of a NodeFlowReport.
+func reportIntents(obj client.Object) []string {
+	r, ok := obj.(*v1alpha1.NodeFlowReport)
+	if !ok {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []string
+	add := func(key string) {
+		if !seen[key] {
+			seen[key] = true
+			out = append(out, key)
+		}
+	}
+	for _, p := range r.Spec.Intents {
+		add(p.Namespace + "/" + p.Name)
+	}
+	for i := range r.Spec.Flows {
+		f := &r.Spec.Flows[i]
+		if f.Direction != v1alpha1.FlowIngress {
+			if f.Verdict != v1alpha1.VerdictAllowed && f.Destination.Namespace != "" {
+				add(deniedIntoKey(f.Destination.Namespace))
+			}
+			continue
+		}
+		for _, key := range f.Intents {
+			add(key)
+		}
+	}
+	return out
+}
+
+// deniedIntoKey is the index key of reports holding flows that the source's
+// egress policy turned away before they reached a pod of the namespace. In
+// a zero-trust namespace the caller's own baseline drops an undeclared call
+// at its node, so the target's node never sees it; the target's intents
+// still list it as an undeclared caller.
+func deniedIntoKey(namespace string) string { return "denied-into:" + namespace }
+
+// intentsOfReport maps a report to the intents it names. On an update both
+// the old and the new report are mapped, and on a deletion the last state
+// is: an intent the node no longer names, or whose node stopped reporting,
+// is reconciled too.
+func (r *ServiceIntentReconciler) intentsOfReport(ctx context.Context, o client.Object) []reconcile.Request {
+	keys := reportIntents(o)
+	out := make([]reconcile.Request, 0, len(keys))
+	for _, key := range keys {
+		if ns, ok := strings.CutPrefix(key, deniedIntoKey("")); ok {
+			out = append(out, r.intentsInNamespace(ctx, &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: ns}})...)
+			continue
+		}
+		ns, name, ok := strings.Cut(key, "/")
+		if !ok || ns == "" || name == "" {
+			continue
+		}
+		out = append(out, reconcile.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: name}})
 	}
 	return out
 }

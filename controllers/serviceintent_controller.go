@@ -6,10 +6,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/events"
@@ -21,6 +23,7 @@ import (
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
 	"github.com/palisade-dev/palisade/controllers/compiler"
+	"github.com/palisade-dev/palisade/controllers/observe"
 	"github.com/palisade-dev/palisade/internal/resolve"
 )
 
@@ -32,6 +35,7 @@ import (
 // +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets;replicasets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=batch,resources=jobs;cronjobs,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=palisade.dev,resources=nodeflowreports,verbs=get;list;watch
 
 // ServiceIntentReconciler turns each ServiceIntent into NetworkPolicies.
 type ServiceIntentReconciler struct {
@@ -43,6 +47,11 @@ type ServiceIntentReconciler struct {
 	// Compile computes an intent's policies; nil means the compiler. Tests
 	// set it to inject compilation faults.
 	Compile CompileFunc
+	// UnusedCallerWindow is how long a declared caller may go unseen before
+	// it is listed as unused; zero means the default (24h).
+	UnusedCallerWindow time.Duration
+
+	events undeclaredEvents
 }
 
 // Reconcile: get → resolve → compile (pure) → apply → one status patch when
@@ -51,6 +60,9 @@ func (r *ServiceIntentReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	logger := log.FromContext(ctx)
 	si := &v1alpha1.ServiceIntent{}
 	if err := r.Get(ctx, req.NamespacedName, si); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.events.forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !si.DeletionTimestamp.IsZero() {
@@ -73,6 +85,7 @@ func (r *ServiceIntentReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, err
 	}
 	res.Input.Owner = ownerReference(si)
+	res.Input.Generation = si.Generation
 	audit := si.Spec.Mode == v1alpha1.ModeAudit
 	var desired []networkingv1.NetworkPolicy
 	var compileErr error
@@ -80,7 +93,11 @@ func (r *ServiceIntentReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		desired, compileErr = r.compile(ctx, si, res.Input)
 	}
 	applyErr := r.applyAll(ctx, si, desired)
-	selected, err := r.countPods(ctx, si.Namespace, res.Input.Target)
+	pods, err := r.targetPods(ctx, si.Namespace, res.Input.Target)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	observed, err := r.observe(ctx, si, res, pods)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -90,15 +107,94 @@ func (r *ServiceIntentReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	for i := range desired {
 		names = append(names, desired[i].Namespace+"/"+desired[i].Name)
 	}
-	setStatus(si, statusInput{res: res, audit: audit, selectedPods: selected, policies: names, compileErr: compileErr, applyErr: applyErr})
+	setStatus(si, statusInput{res: res, audit: audit, selectedPods: int32(min(len(pods), 1<<31-1)), policies: names,
+		compileErr: compileErr, applyErr: applyErr, observed: &observed})
 	r.recordResolution(orig, si)
 	if !apiequality.Semantic.DeepEqual(orig.Status, si.Status) {
 		if err := r.Status().Patch(ctx, si, client.MergeFrom(orig)); err != nil {
 			return ctrl.Result{}, errors.Join(applyErr, fmt.Errorf("patch status: %w", err))
 		}
-		logger.V(1).Info("status updated", "ready", readyStatus(si))
+		logger.V(1).Info("status updated", "ready", readyStatus(si), "observedCallers", si.Status.ObservedCallers, "denied", si.Status.Denied)
 	}
-	return ctrl.Result{}, applyErr
+	// Announce new undeclared callers only once the status that lists them
+	// is written, so that a failed write does not announce them twice.
+	eventWait := r.recordUndeclared(si, observed.NewUndeclared)
+	return ctrl.Result{RequeueAfter: soonest(observed.RecheckAfter, eventWait)}, applyErr
+}
+
+// observe computes the observed part of the status from the agents'
+// reports that name the intent.
+func (r *ServiceIntentReconciler) observe(ctx context.Context, si *v1alpha1.ServiceIntent, res *resolve.Result, pods []corev1.Pod) (observe.Result, error) {
+	var reports v1alpha1.NodeFlowReportList
+	seen := map[string]bool{}
+	for _, key := range []string{si.Namespace + "/" + si.Name, deniedIntoKey(si.Namespace)} {
+		var list v1alpha1.NodeFlowReportList
+		if err := r.List(ctx, &list, client.MatchingFields{reportIndex: key}); err != nil {
+			return observe.Result{}, fmt.Errorf("list nodeflowreports: %w", err)
+		}
+		for i := range list.Items {
+			if !seen[list.Items[i].Name] {
+				seen[list.Items[i].Name] = true
+				reports.Items = append(reports.Items, list.Items[i])
+			}
+		}
+	}
+	nsLabels, err := r.namespaceLabels(ctx, res.Input.Callers)
+	if err != nil {
+		return observe.Result{}, err
+	}
+	return observe.Compute(observe.Input{
+		Intent:          si,
+		Callers:         res.Input.Callers,
+		CallerStatus:    res.Callers,
+		TargetPods:      pods,
+		NamespaceLabels: nsLabels,
+		Reports:         reports.Items,
+		Now:             time.Now(),
+	}, observe.Options{UnusedCallerWindow: r.UnusedCallerWindow}), nil
+}
+
+// namespaceLabels returns every namespace's labels when a caller selects
+// namespaces by label, and nothing otherwise (no caller needs them).
+func (r *ServiceIntentReconciler) namespaceLabels(ctx context.Context, callers []compiler.Caller) (map[string]labels.Set, error) {
+	need := false
+	for _, c := range callers {
+		need = need || c.NamespaceSelector != nil
+	}
+	if !need {
+		return nil, nil
+	}
+	list := &metav1.PartialObjectMetadataList{}
+	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NamespaceList"))
+	if err := r.List(ctx, list); err != nil {
+		return nil, fmt.Errorf("list namespaces: %w", err)
+	}
+	out := make(map[string]labels.Set, len(list.Items))
+	for _, ns := range list.Items {
+		out[ns.Name] = labels.Set(ns.Labels)
+	}
+	return out, nil
+}
+
+// recordUndeclared warns about new undeclared callers, at most once a
+// minute per intent; it returns how long until held-back ones may go out.
+func (r *ServiceIntentReconciler) recordUndeclared(si *v1alpha1.ServiceIntent, fresh []v1alpha1.UndeclaredCaller) time.Duration {
+	msg, wait := r.events.add(client.ObjectKeyFromObject(si), fresh, time.Now())
+	if msg != "" {
+		r.Recorder.Eventf(si, nil, corev1.EventTypeWarning, v1alpha1.EventUndeclaredCaller, "Observe", "%s", truncate(msg, 1024))
+	}
+	return wait
+}
+
+// soonest is the smaller positive duration (zero: none).
+func soonest(a, b time.Duration) time.Duration {
+	switch {
+	case a <= 0:
+		return b
+	case b <= 0:
+		return a
+	}
+	return min(a, b)
 }
 
 // compile runs the compile step. When it fails (or panics) the intent's
@@ -182,21 +278,21 @@ func (r *ServiceIntentReconciler) reconcileDelete(ctx context.Context, si *v1alp
 	return nil
 }
 
-// countPods counts the pods the target selects (metadata-only cache).
-func (r *ServiceIntentReconciler) countPods(ctx context.Context, namespace string, target *metav1.LabelSelector) (int32, error) {
+// targetPods lists the pods the target selects (from the cache, slimmed
+// by CacheOptions).
+func (r *ServiceIntentReconciler) targetPods(ctx context.Context, namespace string, target *metav1.LabelSelector) ([]corev1.Pod, error) {
 	if target == nil {
-		return 0, nil
+		return nil, nil
 	}
 	sel, err := metav1.LabelSelectorAsSelector(target)
 	if err != nil {
-		return 0, nil //nolint:nilerr // an unparsable selector selects nothing; the API server would reject the policy too
+		return nil, nil //nolint:nilerr // an unparsable selector selects nothing; the API server would reject the policy too
 	}
-	pods := &metav1.PartialObjectMetadataList{}
-	pods.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("PodList"))
-	if err := r.List(ctx, pods, client.InNamespace(namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
-		return 0, fmt.Errorf("list pods: %w", err)
+	var pods corev1.PodList
+	if err := r.List(ctx, &pods, client.InNamespace(namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+		return nil, fmt.Errorf("list pods: %w", err)
 	}
-	return int32(min(len(pods.Items), 1<<31-1)), nil
+	return pods.Items, nil
 }
 
 // recordResolution warns once when the target or a caller stops resolving.

@@ -2,14 +2,17 @@ package controllers
 
 import (
 	"context"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -31,6 +34,38 @@ type Options struct {
 	// Compile replaces the compile step; nil means the compiler. Only tests
 	// set it, to inject compilation faults.
 	Compile CompileFunc
+	// UnusedCallerWindow: a declared caller not seen for this long is listed
+	// as unused. Zero means observe.DefaultUnusedCallerWindow (24h).
+	UnusedCallerWindow time.Duration
+}
+
+// CacheOptions are the manager's cache options the controllers expect: pods
+// are cached with only what the intents need (labels, node, phase, host
+// network, address), not their whole spec and status, which dominate the
+// controller's memory in a large cluster.
+func CacheOptions() cache.Options {
+	return cache.Options{ByObject: map[client.Object]cache.ByObject{
+		&corev1.Pod{}: {Transform: slimPod},
+	}}
+}
+
+// slimPod keeps the fields of a pod the controllers read.
+func slimPod(obj any) (any, error) {
+	p, ok := obj.(*corev1.Pod)
+	if !ok {
+		return obj, nil
+	}
+	slim := &corev1.Pod{
+		TypeMeta: p.TypeMeta,
+		ObjectMeta: metav1.ObjectMeta{
+			Name: p.Name, Namespace: p.Namespace, UID: p.UID, ResourceVersion: p.ResourceVersion,
+			Labels: p.Labels, OwnerReferences: p.OwnerReferences, DeletionTimestamp: p.DeletionTimestamp,
+			CreationTimestamp: p.CreationTimestamp,
+		},
+		Spec:   corev1.PodSpec{NodeName: p.Spec.NodeName, HostNetwork: p.Spec.HostNetwork},
+		Status: corev1.PodStatus{Phase: p.Status.Phase, PodIP: p.Status.PodIP, PodIPs: p.Status.PodIPs},
+	}
+	return slim, nil
 }
 
 // SetupWithManager registers the index, the intent controller and the
@@ -39,11 +74,15 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.ServiceIntent{}, referenceIndex, intentReferences); err != nil {
 		return err
 	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.NodeFlowReport{}, reportIndex, reportIntents); err != nil {
+		return err
+	}
 	intents := &ServiceIntentReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Recorder:  mgr.GetEventRecorder("palisade-controller"),
-		Compile:   opts.Compile,
+		Client:             mgr.GetClient(),
+		APIReader:          mgr.GetAPIReader(),
+		Recorder:           mgr.GetEventRecorder("palisade-controller"),
+		Compile:            opts.Compile,
+		UnusedCallerWindow: opts.UnusedCallerWindow,
 	}
 	if err := intents.setup(mgr); err != nil {
 		return err
@@ -65,6 +104,20 @@ var intentChanged = predicate.Funcs{
 var managedPolicy = predicate.NewPredicateFuncs(func(o client.Object) bool {
 	return o.GetLabels()[v1alpha1.LabelManagedBy] == v1alpha1.ManagedByValue
 })
+
+// podChanged passes what changes an intent's selected pods or the nodes
+// that must enforce it: creation, deletion, labels, scheduling, phase.
+var podChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		if labelsOrLifecycle.Update(e) {
+			return true
+		}
+		before, okOld := e.ObjectOld.(*corev1.Pod)
+		after, okNew := e.ObjectNew.(*corev1.Pod)
+		return !okOld || !okNew || before.Spec.NodeName != after.Spec.NodeName || before.Status.Phase != after.Status.Phase ||
+			before.Spec.HostNetwork != after.Spec.HostNetwork
+	},
+}
 
 // labelsOrLifecycle passes creations, deletions and label changes: all that
 // matters of Pods and Namespaces here.
@@ -95,7 +148,8 @@ func (r *ServiceIntentReconciler) setup(mgr ctrl.Manager) error {
 		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 			return intentsByKeys(ctx, r.Client, namespaceKey(o.GetName()), namespaceSelectorKey)
 		}), builder.WithPredicates(labelsOrLifecycle)).
-		WatchesMetadata(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.intentsInNamespace), builder.WithPredicates(labelsOrLifecycle))
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.intentsInNamespace), builder.WithPredicates(podChanged)).
+		Watches(&v1alpha1.NodeFlowReport{}, handler.EnqueueRequestsFromMapFunc(r.intentsOfReport))
 	return b.Complete(r)
 }
 
@@ -110,7 +164,7 @@ func intentOfPolicy(_ context.Context, o client.Object) []reconcile.Request {
 }
 
 // intentsInNamespace maps a pod to the intents of its namespace, whose
-// selected-pod counts it may change.
+// selected-pod counts and enforcing nodes it may change.
 func (r *ServiceIntentReconciler) intentsInNamespace(ctx context.Context, o client.Object) []reconcile.Request {
 	var list v1alpha1.ServiceIntentList
 	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {

@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
+	"github.com/palisade-dev/palisade/controllers/observe"
 	"github.com/palisade-dev/palisade/internal/resolve"
 )
 
@@ -19,6 +20,8 @@ type statusInput struct {
 	policies     []string
 	compileErr   error
 	applyErr     error
+	// observed is what the agents' reports say; nil leaves those fields.
+	observed *observe.Result
 }
 
 // setStatus computes the intent's status in place from what the reconcile
@@ -89,7 +92,18 @@ func setStatus(si *v1alpha1.ServiceIntent, in statusInput) {
 			ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, c.Reason, c.Message
 		}
 	}
-	for _, c := range []metav1.Condition{ready, resolved, applied} {
+	conditions := []metav1.Condition{ready, resolved, applied}
+	if o := in.observed; o != nil {
+		st.Callers = o.Callers
+		st.ObservedCallers = o.ObservedCallers
+		st.Denied = o.Denied
+		st.UndeclaredCallers = o.UndeclaredCallers
+		st.UndeclaredCallersTotal = o.UndeclaredCallersTotal
+		st.UnusedCallers = o.UnusedCallers
+		st.Enforcement = o.Enforcement
+		conditions = append(conditions, o.Enforced, o.TrafficConforms)
+	}
+	for _, c := range conditions {
 		c.ObservedGeneration = gen
 		meta.SetStatusCondition(&st.Conditions, c)
 	}

@@ -81,6 +81,7 @@ func (withWatch) Watch(context.Context, client.ObjectList, ...client.ListOption)
 // harness is a real kube-apiserver with the real manager running against it.
 type harness struct {
 	c      client.Client
+	cfg    *rest.Config
 	writes *writeLog
 }
 
@@ -105,6 +106,7 @@ func startHarness(t *testing.T, opts ...func(*controllers.Options)) *harness {
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
+		Cache:                  controllers.CacheOptions(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		NewClient:              recordingClient(writes),
@@ -134,7 +136,7 @@ func startHarness(t *testing.T, opts ...func(*controllers.Options)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &harness{c: c, writes: writes}
+	return &harness{c: c, cfg: cfg, writes: writes}
 }
 
 // recordingClient builds the manager's client so that every write it makes

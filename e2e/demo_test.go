@@ -39,7 +39,7 @@ func TestDemo(t *testing.T) {
 	if declared < 4 || blocked < 1 {
 		t.Errorf("demo made %d declared and %d undeclared calls; want at least 4 and 1", declared, blocked)
 	}
-	for _, want := range []string{"palisade-default-deny", "palisade-orders", "BLOCKED"} {
+	for _, want := range []string{"palisade-default-deny", "palisade-orders", "BLOCKED", "Undeclared Callers", "coupon-bot"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q", want)
 		}

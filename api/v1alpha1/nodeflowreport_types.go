@@ -18,6 +18,17 @@ const (
 	VerdictAudited FlowVerdict = "Audited"
 )
 
+// Report timing shared by agents and the controller.
+const (
+	// ReportHeartbeatIntervals: an agent rewrites an unchanged report after
+	// this many report intervals, so that a live agent's report stays fresh.
+	ReportHeartbeatIntervals = 6
+	// ReportStaleIntervals: a report not rewritten for this many of its
+	// intervals is stale (its agent is gone or cut off). It must exceed the
+	// heartbeat, or idle nodes would look dead between heartbeats.
+	ReportStaleIntervals = ReportHeartbeatIntervals + 2
+)
+
 // FlowDirection is the direction of a flow relative to the pod whose policy
 // decided it.
 // +kubebuilder:validation:Enum=Ingress;Egress
@@ -169,7 +180,7 @@ type NodeFlowReportSpec struct {
 	ReportedAt metav1.Time `json:"reportedAt"`
 
 	// intervalSeconds is the agent's report interval; a report older than
-	// three intervals is stale.
+	// ReportStaleIntervals intervals is stale.
 	// +required
 	// +kubebuilder:validation:Minimum=1
 	IntervalSeconds int32 `json:"intervalSeconds"`

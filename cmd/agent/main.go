@@ -1,6 +1,8 @@
 // Command agent enforces NetworkPolicies on one node with nftables (or
-// iptables). Run it on every node (a DaemonSet with hostNetwork and
-// NET_ADMIN). `agent uninstall` removes what it programmed; nothing else
+// iptables), and Audit-mode ServiceIntents as log-and-accept. It reads the
+// kernel's verdict log (NFLOG), reports the flows in the node's
+// NodeFlowReport and serves them over the Hubble observer API (flows.go).
+// Run it on every node (a DaemonSet with hostNetwork and NET_ADMIN). `agent uninstall` removes what it programmed; nothing else
 // does, not even SIGTERM: rules stay in the kernel while the agent is down
 // (fail closed).
 package main
@@ -18,10 +20,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/palisade-dev/palisade/api/v1alpha1"
 	"github.com/palisade-dev/palisade/dataplane"
 	"github.com/palisade-dev/palisade/dataplane/agent"
+	"github.com/palisade-dev/palisade/dataplane/conntrack"
 	"github.com/palisade-dev/palisade/dataplane/iptables"
 	"github.com/palisade-dev/palisade/dataplane/nft"
+	"github.com/palisade-dev/palisade/dataplane/render"
+	"github.com/palisade-dev/palisade/dataplane/statefile"
 	"github.com/palisade-dev/palisade/internal/securemetrics"
 )
 
@@ -45,14 +51,23 @@ func run(args []string) error {
 	var metricsFlags securemetrics.Flags
 	metricsFlags.Bind(fs)
 	probeAddr := fs.String("health-probe-bind-address", ":8082", "Address of /healthz and /readyz; /readyz passes only after the first successful sync.")
+	keepEstablished := fs.Bool("keep-established-connections", false, "Keep established connections that a policy change denies; by default their conntrack entries are deleted right after the new rules are committed, so they are cut.")
+	stateFile := fs.String("state-file", statefile.DefaultPath, "File holding the last synced policy state, programmed at start before the API server is reachable (after a node reboot); empty disables it.")
+	var fl flowFlags
+	fl.bind(fs)
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	if fl.enabled {
+		if err := fl.validate(); err != nil {
+			return err
+		}
+	}
 
-	backend, err := newBackend(*backendName)
+	backend, err := newBackend(*backendName, fl.renderOptions())
 	if err != nil {
 		return err
 	}
@@ -71,6 +86,9 @@ func run(args []string) error {
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return err
 	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return err
+	}
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
 		return fmt.Errorf("kubeconfig: %w", err)
@@ -86,7 +104,24 @@ func run(args []string) error {
 		return fmt.Errorf("create manager: %w", err)
 	}
 	a := &agent.Agent{NodeName: *nodeName, Cache: mgr.GetCache(), Backend: backend}
+	if !*keepEstablished {
+		a.Cutter = conntrack.Cutter{}
+	}
+	if *stateFile != "" {
+		a.StateFile = &statefile.File{Path: *stateFile}
+		// Fail closed across reboots: the last known good state goes into the
+		// kernel before anything needs the API server.
+		restored, err := agent.Restore(context.Background(), backend, *stateFile)
+		if err != nil {
+			ctrl.Log.Error(err, "could not restore the last synced state; waiting for the API server", "stateFile", *stateFile)
+		} else if restored {
+			ctrl.Log.Info("restored the last synced state", "stateFile", *stateFile)
+		}
+	}
 	if err := mgr.Add(a); err != nil {
+		return err
+	}
+	if err := fl.setup(mgr, a, *nodeName); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
@@ -99,12 +134,12 @@ func run(args []string) error {
 	return mgr.Start(ctrl.SetupSignalHandler())
 }
 
-func newBackend(name string) (dataplane.Backend, error) {
+func newBackend(name string, opts render.Option) (dataplane.Backend, error) {
 	switch name {
 	case "nftables":
-		return nft.New(), nil
+		return nft.New(nft.WithRenderOptions(opts)), nil
 	case "iptables":
-		b, err := iptables.New()
+		b, err := iptables.New(iptables.WithRenderOptions(opts))
 		if err != nil {
 			return nil, err
 		}

@@ -6,6 +6,7 @@ package main
 import (
 	"flag"
 	"os"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
 	"github.com/palisade-dev/palisade/controllers"
+	"github.com/palisade-dev/palisade/controllers/observe"
 	"github.com/palisade-dev/palisade/internal/securemetrics"
 )
 
@@ -24,6 +26,7 @@ func main() {
 		metricsAddr, probeAddr          string
 		leaderElect                     bool
 		dnsNamespace, dnsPods, dnsPorts string
+		unusedCallerWindow              time.Duration
 	)
 	var metricsFlags securemetrics.Flags
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "The address the metrics endpoint binds to; 0 disables it.")
@@ -33,6 +36,8 @@ func main() {
 	flag.StringVar(&dnsNamespace, "dns-namespace", "kube-system", "Namespace of the cluster DNS pods that zero-trust namespaces may reach.")
 	flag.StringVar(&dnsPods, "dns-pod-selector", "k8s-app=kube-dns", "Label selector (k=v,...) of the cluster DNS pods.")
 	flag.StringVar(&dnsPorts, "dns-ports", "53/UDP,53/TCP", "Cluster DNS ports as port/protocol, comma-separated.")
+	flag.DurationVar(&unusedCallerWindow, "unused-caller-window", observe.DefaultUnusedCallerWindow,
+		"A declared caller not observed calling for this long is listed in status.unusedCallers.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	// --kubeconfig is registered by controller-runtime's config package.
@@ -45,6 +50,10 @@ func main() {
 		setupLog.Error(err, "invalid DNS flags")
 		os.Exit(2)
 	}
+	if unusedCallerWindow <= 0 {
+		setupLog.Error(nil, "--unused-caller-window must be positive", "value", unusedCallerWindow)
+		os.Exit(2)
+	}
 
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
@@ -52,6 +61,7 @@ func main() {
 
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme:                 scheme,
+		Cache:                  controllers.CacheOptions(),
 		Metrics:                metricsFlags.Options(metricsAddr),
 		HealthProbeBindAddress: probeAddr,
 		LeaderElection:         leaderElect,
@@ -66,7 +76,7 @@ func main() {
 		os.Exit(1)
 	}
 	ctx := ctrl.SetupSignalHandler()
-	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{DNS: dns}); err != nil {
+	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{DNS: dns, UnusedCallerWindow: unusedCallerWindow}); err != nil {
 		setupLog.Error(err, "set up controllers")
 		os.Exit(1)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -29,7 +30,7 @@ func Compile(in Input) []networkingv1.NetworkPolicy {
 	target := canonicalSelector(in.Target)
 	callers := uniqueNames(in.Callers)
 
-	ingress := newPolicy(IngressPolicyName(in.Name), in.Namespace, IntentLabels(in.Name, in.Namespace))
+	ingress := newPolicy(IngressPolicyName(in.Name), in.Namespace, policyLabels(in))
 	ingress.Spec.PodSelector = *target
 	ingress.Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}
 	var rules []networkingv1.NetworkPolicyIngressRule
@@ -74,6 +75,17 @@ func IntentLabels(name, namespace string) map[string]string {
 	}
 }
 
+// policyLabels are the labels of the intent's policies: IntentLabels plus
+// the generation they were compiled from. The generation stays out of
+// IntentLabels, which also select the intent's policies of any generation.
+func policyLabels(in Input) map[string]string {
+	l := IntentLabels(in.Name, in.Namespace)
+	if in.Generation > 0 {
+		l[v1alpha1.LabelIntentGeneration] = strconv.FormatInt(in.Generation, 10)
+	}
+	return l
+}
+
 // ingressPeer is the peer that stands for the caller in the target's policy.
 func ingressPeer(intentNamespace string, c Caller) (networkingv1.NetworkPolicyPeer, bool) {
 	switch {
@@ -109,7 +121,7 @@ func egressPolicies(in Input, target *metav1.LabelSelector, c Caller) []networki
 	namespaces := slices.Compact(slices.Sorted(slices.Values(c.EgressNamespaces)))
 	out := make([]networkingv1.NetworkPolicy, 0, len(namespaces))
 	for _, ns := range namespaces {
-		p := newPolicy(EgressPolicyName(in.Namespace, in.Name, c.Name), ns, IntentLabels(in.Name, in.Namespace))
+		p := newPolicy(EgressPolicyName(in.Namespace, in.Name, c.Name), ns, policyLabels(in))
 		p.Spec.PodSelector = *canonicalSelector(orEmpty(c.PodSelector))
 		p.Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeEgress}
 		p.Spec.Egress = []networkingv1.NetworkPolicyEgressRule{{

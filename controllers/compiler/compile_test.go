@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -14,6 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+
+	"github.com/palisade-dev/palisade/api/v1alpha1"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -38,7 +41,7 @@ var compileCases = []struct {
 	in   Input
 }{
 	{name: "shop-orders", in: Input{
-		Name: "orders", Namespace: "shop", Owner: owner, Target: sel("app", "orders"),
+		Name: "orders", Namespace: "shop", Generation: 7, Owner: owner, Target: sel("app", "orders"),
 		Callers: []Caller{
 			{Name: "checkout", Resolved: true, Namespace: "shop", PodSelector: sel("app", "checkout"),
 				Ports: []Port{tcp(8080)}, EgressNamespaces: []string{"shop"}},
@@ -54,9 +57,9 @@ var compileCases = []struct {
 		Name: "orders", Namespace: "shop", Owner: owner, Target: nil,
 		Callers: []Caller{{Name: "checkout", Resolved: true, Namespace: "shop", PodSelector: sel("app", "checkout")}},
 	}},
-	{name: "no-callers-denies-all", in: Input{Name: "vault", Namespace: "secure", Target: sel("app", "vault")}},
+	{name: "no-callers-denies-all", in: Input{Name: "vault", Namespace: "secure", Generation: 1, Target: sel("app", "vault")}},
 	{name: "unresolved-caller-grants-nothing", in: Input{
-		Name: "orders", Namespace: "shop", Target: sel("app", "orders"),
+		Name: "orders", Namespace: "shop", Generation: 3, Target: sel("app", "orders"),
 		Callers: []Caller{
 			{Name: "ghost", Resolved: false, Namespace: "shop", EgressNamespaces: []string{"shop"}},
 			{Name: "checkout", Resolved: true, Namespace: "shop", PodSelector: sel("app", "checkout")},
@@ -166,4 +169,36 @@ func checkGolden(t *testing.T, name string, got []byte) {
 	if !bytes.Equal(got, want) {
 		t.Errorf("%s differs from the golden file (run go test -update if the change is intended):\n--- got\n%s\n--- want\n%s", path, got, want)
 	}
+}
+
+// TestGenerationLabel: every policy of an intent, compiled or isolated,
+// carries the generation it came from; generation 0 (unknown) adds no label.
+func TestGenerationLabel(t *testing.T) {
+	in := compileCases[0].in
+	for _, tc := range []struct {
+		name string
+		gen  int64
+		want string
+	}{{"set", 12, "12"}, {"unknown", 0, ""}} {
+		t.Run(tc.name, func(t *testing.T) {
+			in.Generation = tc.gen
+			out := append(Compile(in), Isolate(in)...)
+			if len(out) < 3 {
+				t.Fatalf("%d policies, want the ingress, egress and isolating ones", len(out))
+			}
+			for _, p := range out {
+				got, ok := p.Labels[v1alpha1.LabelIntentGeneration]
+				if got != tc.want || ok != (tc.want != "") {
+					t.Errorf("%s/%s: generation label %q (present %v), want %q", p.Namespace, p.Name, got, ok, tc.want)
+				}
+			}
+		})
+	}
+}
+
+func generationLabel(gen int64) string {
+	if gen == 0 {
+		return ""
+	}
+	return strconv.FormatInt(gen, 10)
 }

@@ -11,6 +11,8 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/palisade-dev/palisade/api/v1alpha1"
 )
 
 // fuzzBytes turns fuzz bytes into choices; exhausted, it answers 0.
@@ -53,6 +55,9 @@ func fuzzSelector(s *fuzzBytes) *metav1.LabelSelector {
 func fuzzCompilerInput(data []byte) Input {
 	s := &fuzzBytes{b: data}
 	in := Input{Name: pickOf(s, fuzzNames), Namespace: pickOf(s, []string{"shop", "risk", strings.Repeat("m", 63)})}
+	// From the input's length, not a drawn byte, so the seed corpus keeps
+	// meaning what it meant; 0 (no label) included.
+	in.Generation = int64(len(data) % 4)
 	if s.pick(6) != 0 {
 		in.Target = fuzzSelector(s)
 	}
@@ -180,6 +185,9 @@ func checkCompiled(in Input, out []networkingv1.NetworkPolicy) error {
 			if p.Labels[k] != v {
 				return fmt.Errorf("%s lacks label %s=%s", key, k, v)
 			}
+		}
+		if got, want := p.Labels[v1alpha1.LabelIntentGeneration], generationLabel(in.Generation); got != want {
+			return fmt.Errorf("%s: generation label %q, want %q", key, got, want)
 		}
 		if (in.Owner != nil) != (len(p.OwnerReferences) == 1) && p.Namespace == in.Namespace {
 			return fmt.Errorf("%s: owner references %v, owner %v", key, p.OwnerReferences, in.Owner)

@@ -12,6 +12,10 @@ type Input struct {
 	// Name and Namespace are the intent's.
 	Name      string
 	Namespace string
+	// Generation is the intent's metadata.generation. Every policy carries it
+	// in LabelIntentGeneration, so that agents can report which generation
+	// they programmed; 0 (unknown) leaves the label out.
+	Generation int64
 	// Owner, when set, becomes the owner reference of the policies that live
 	// in the intent's namespace (owner references cannot cross namespaces).
 	Owner *metav1.OwnerReference

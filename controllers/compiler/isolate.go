@@ -14,7 +14,7 @@ func Isolate(in Input) []networkingv1.NetworkPolicy {
 	if in.Target == nil {
 		return nil
 	}
-	p := newPolicy(IngressPolicyName(in.Name), in.Namespace, IntentLabels(in.Name, in.Namespace))
+	p := newPolicy(IngressPolicyName(in.Name), in.Namespace, policyLabels(in))
 	p.Spec.PodSelector = *canonicalSelector(in.Target)
 	p.Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}
 	if in.Owner != nil {

@@ -1,7 +1,12 @@
 // Package agent is the node agent's sync loop: it watches NetworkPolicies,
-// Namespaces and Pods through a controller-runtime cache, computes the
-// node's policy.State and hands it to a dataplane.Backend, coalescing bursts
-// of events into one sync.
+// Namespaces, Pods and ServiceIntents through a controller-runtime cache,
+// compiles Audit-mode intents itself (audit.go), computes the node's
+// policy.State and hands it to a dataplane.Backend, coalescing bursts of
+// events into one sync. After each sync it records which intent
+// generations are programmed (programmed.go) and hands the state to the
+// kernel's verdict log, whose flows it attributes and aggregates
+// (flows.go) and reports once per interval in the node's NodeFlowReport
+// (report.go).
 //
 // Nothing is programmed before the caches have synced (a partial view would
 // open or close the wrong pods), the agent reports ready only after its first
@@ -13,26 +18,34 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/palisade-dev/palisade/api/v1alpha1"
 	"github.com/palisade-dev/palisade/dataplane"
+	"github.com/palisade-dev/palisade/dataplane/flows"
 	"github.com/palisade-dev/palisade/dataplane/policy"
 )
 
-// The agent reads, never writes. serviceintents are listed for the flow
-// reporting that builds on this agent.
-// +kubebuilder:rbac:groups="",resources=pods;namespaces,verbs=get;list;watch
+// The agent reads what it enforces and, to compile Audit-mode intents
+// itself, what the intent resolver reads (Services and workloads, for
+// their selectors). It writes only its node's NodeFlowReport (report.go),
+// never NetworkPolicies, and reads no Secrets.
+// +kubebuilder:rbac:groups="",resources=pods;namespaces;services,verbs=get;list;watch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups=palisade.dev,resources=serviceintents,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets;replicasets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=batch,resources=jobs;cronjobs,verbs=get;list;watch
 
 // Agent keeps one node's dataplane in step with the cluster.
 type Agent struct {
@@ -48,9 +61,28 @@ type Agent struct {
 	// MaxInterval is the longest time between two syncs even without events
 	// (repairs drift). Default 5 minutes.
 	MaxInterval time.Duration
+	// Flows, when set, receives each synced state for the kernel's verdict
+	// log and attributes the flows it reports.
+	Flows *FlowObserver
+	// Cutter, when set, deletes the conntrack entries of connections that a
+	// newly committed state denies: tightening a policy cuts the live
+	// connections it forbids instead of letting them run on as "established"
+	// (issue 7, item 6). Nil keeps established connections.
+	Cutter ConnCutter
+	// StateFile, when set, receives every committed state, so that a
+	// restarted agent (after a node reboot, or while the API server is
+	// unreachable) can program its last known good state before its caches
+	// sync; see Restore.
+	StateFile StateSaver
 
 	ready   atomic.Bool
 	trigger chan struct{}
+	// audit is false when the cache's scheme lacks ServiceIntents.
+	audit   bool
+	tracker programmedTracker
+	// lastCommitted is the last state the backend committed (sync loop only).
+	lastCommitted *policy.State
+	programmed    atomic.Pointer[[]v1alpha1.ProgrammedIntent]
 }
 
 // NeedLeaderElection: every node runs its own agent.
@@ -83,24 +115,86 @@ func (a *Agent) Start(ctx context.Context) error {
 	}
 	a.trigger = make(chan struct{}, 1)
 	for _, obj := range []client.Object{&corev1.Pod{}, &corev1.Namespace{}, &networkingv1.NetworkPolicy{}} {
-		inf, err := a.Cache.GetInformer(ctx, obj)
-		if err != nil {
-			return fmt.Errorf("get informer for %T: %w", obj, err)
+		if err := a.watch(ctx, obj); err != nil {
+			return err
 		}
-		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-			AddFunc:    func(any) { a.kick() },
-			UpdateFunc: func(any, any) { a.kick() },
-			DeleteFunc: func(any) { a.kick() },
-		}); err != nil {
-			return fmt.Errorf("watch %T: %w", obj, err)
+	}
+	a.audit = true
+	if err := a.watch(ctx, &v1alpha1.ServiceIntent{}); notRegistered(err) {
+		// Audit policies only log and accept: without them nothing is
+		// opened or closed, only Audit-mode intents go unreported.
+		logger.Error(err, "the scheme has no ServiceIntent: Audit-mode intents are not programmed")
+		a.audit = false
+	} else if err != nil {
+		return err
+	}
+	if a.audit {
+		for _, obj := range resolvedObjects() {
+			if err := a.watch(ctx, obj); err != nil {
+				return err
+			}
 		}
 	}
 	if !a.Cache.WaitForCacheSync(ctx) {
 		return errors.New("agent: caches did not sync")
 	}
-	logger.Info("caches synced, starting sync loop")
+	logger.Info("caches synced, starting sync loop", "audit", a.audit)
+	if a.Flows != nil {
+		go a.Flows.run(ctx)
+	}
 	a.kick()
 	return a.loop(ctx)
+}
+
+// watch starts the informer of obj's type and syncs on its every event.
+func (a *Agent) watch(ctx context.Context, obj client.Object) error {
+	inf, err := a.Cache.GetInformer(ctx, obj)
+	if err != nil {
+		return fmt.Errorf("get informer for %T: %w", obj, err)
+	}
+	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { a.kick() },
+		UpdateFunc: func(old, cur any) {
+			if specChanged(old, cur) {
+				a.kick()
+			}
+		},
+		DeleteFunc: func(any) { a.kick() },
+	}); err != nil {
+		return fmt.Errorf("watch %T: %w", obj, err)
+	}
+	return nil
+}
+
+// specChanged filters intent updates: the controller writes each intent's
+// status every few seconds (observed flows), which changes nothing the agent
+// compiles; only a new generation or a deletion does. Other kinds always
+// count.
+func specChanged(old, cur any) bool {
+	o, ok1 := old.(*v1alpha1.ServiceIntent)
+	c, ok2 := cur.(*v1alpha1.ServiceIntent)
+	if !ok1 || !ok2 {
+		return true
+	}
+	return o.Generation != c.Generation || !o.DeletionTimestamp.Equal(c.DeletionTimestamp)
+}
+
+func notRegistered(err error) bool {
+	for ; err != nil; err = errors.Unwrap(err) {
+		if runtime.IsNotRegisteredError(err) {
+			return true
+		}
+	}
+	return false
+}
+
+// Programmed returns the intents the last successful sync programmed on
+// this node, sorted by namespace and name; nil before the first sync.
+func (a *Agent) Programmed() []v1alpha1.ProgrammedIntent {
+	if p := a.programmed.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 func (a *Agent) kick() {
@@ -157,7 +251,7 @@ func (a *Agent) loop(ctx context.Context) error {
 func (a *Agent) SyncOnce(ctx context.Context) error {
 	logger := log.FromContext(ctx)
 	start := time.Now()
-	in, err := a.input(ctx)
+	in, meta, err := a.input(ctx)
 	var st policy.State
 	if err == nil {
 		st, err = safeCompute(policy.Compute, in)
@@ -175,7 +269,10 @@ func (a *Agent) SyncOnce(ctx context.Context) error {
 			if !a.ready.Swap(true) {
 				logger.Info("first sync done, ready", "rules", stats.Rules, "elements", stats.SetElements, "elapsed", time.Since(start))
 			}
-			logger.V(1).Info("synced", "full", stats.Full, "rules", stats.Rules, "elements", stats.SetElements, "elapsed", time.Since(start))
+			logger.V(1).Info("synced", "full", stats.Full, "rules", stats.Rules, "elements", stats.SetElements,
+				"auditPolicies", len(in.AuditPolicies), "elapsed", time.Since(start))
+			a.committed(&st, meta)
+			a.afterCommit(ctx, &st)
 			return nil
 		}
 	}
@@ -196,28 +293,65 @@ func safeCompute(compute func(policy.Input) policy.State, in policy.Input) (st p
 	return compute(in), nil
 }
 
-func (a *Agent) input(ctx context.Context) (policy.Input, error) {
+// syncMeta is what a sync learns beside the policy input: the pods (for
+// attribution) and the intent of each policy key.
+type syncMeta struct {
+	pods []*corev1.Pod
+	refs map[string]intentRef
+}
+
+func (a *Agent) input(ctx context.Context) (policy.Input, syncMeta, error) {
 	in := policy.Input{NodeName: a.NodeName}
+	meta := syncMeta{refs: map[string]intentRef{}}
 	var pods corev1.PodList
 	if err := a.Cache.List(ctx, &pods); err != nil {
-		return in, fmt.Errorf("list pods: %w", err)
+		return in, meta, fmt.Errorf("list pods: %w", err)
 	}
 	var nss corev1.NamespaceList
 	if err := a.Cache.List(ctx, &nss); err != nil {
-		return in, fmt.Errorf("list namespaces: %w", err)
+		return in, meta, fmt.Errorf("list namespaces: %w", err)
 	}
 	var nps networkingv1.NetworkPolicyList
 	if err := a.Cache.List(ctx, &nps); err != nil {
-		return in, fmt.Errorf("list networkpolicies: %w", err)
+		return in, meta, fmt.Errorf("list networkpolicies: %w", err)
 	}
 	for i := range pods.Items {
 		in.Pods = append(in.Pods, policy.PodFromAPI(&pods.Items[i]))
+		meta.pods = append(meta.pods, &pods.Items[i])
 	}
 	for i := range nss.Items {
 		in.Namespaces = append(in.Namespaces, policy.NamespaceFromAPI(&nss.Items[i]))
 	}
 	for i := range nps.Items {
-		in.Policies = append(in.Policies, &nps.Items[i])
+		np := &nps.Items[i]
+		in.Policies = append(in.Policies, np)
+		if ref, ok := enforcedRef(np); ok {
+			meta.refs[np.Namespace+"/"+np.Name] = ref
+		}
 	}
-	return in, nil
+	if !a.audit {
+		return in, meta, nil
+	}
+	var intents v1alpha1.ServiceIntentList
+	if err := a.Cache.List(ctx, &intents); err != nil {
+		return in, meta, fmt.Errorf("list serviceintents: %w", err)
+	}
+	audit, refs := auditPolicies(ctx, a.Cache, intents.Items, intentsWithPolicies(in.Policies), zeroTrustNamespaces(nss.Items))
+	in.AuditPolicies = audit
+	maps.Copy(meta.refs, refs)
+	return in, meta, nil
+}
+
+// committed records what a successful sync put in the kernel: the intents
+// programmed, and the state and attribution index for the flow log.
+func (a *Agent) committed(st *policy.State, meta syncMeta) {
+	programmed := a.tracker.update(programmedIntents(st, meta.refs), time.Now())
+	a.programmed.Store(&programmed)
+	if a.Flows != nil {
+		intents := make(map[string]string, len(meta.refs))
+		for key, ref := range meta.refs {
+			intents[key] = ref.key()
+		}
+		a.Flows.update(st, flows.NewIndex(a.NodeName, meta.pods, intents))
+	}
 }

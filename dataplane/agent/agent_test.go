@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/palisade-dev/palisade/api/v1alpha1"
 	"github.com/palisade-dev/palisade/dataplane/agent"
 	"github.com/palisade-dev/palisade/dataplane/internal/netnstest"
 	"github.com/palisade-dev/palisade/dataplane/nft"
@@ -28,6 +29,9 @@ func TestAgentProgramsTheKernelFromTheAPI(t *testing.T) {
 	cfg := testenv.Start(t)
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme})

@@ -1,27 +1,93 @@
 package agent
 
 import (
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/palisade-dev/palisade/api/v1alpha1"
 )
 
 // CacheOptions returns cache options that keep only what policy evaluation
 // reads of each cached object, to keep the agent's memory low on big
-// clusters (a full Pod is tens of KiB).
+// clusters (a full Pod is tens of KiB). Services and workloads are cached
+// for the intent resolver, which reads only their pod selectors.
 func CacheOptions() cache.Options {
 	return cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Pod{}:       {Transform: StripPod},
-			&corev1.Namespace{}: {Transform: stripMeta},
+			&corev1.Pod{}:             {Transform: StripPod},
+			&corev1.Namespace{}:       {Transform: stripMeta},
+			&v1alpha1.ServiceIntent{}: {Transform: stripIntent},
+			&corev1.Service{}:         {Transform: StripSelectors},
+			&appsv1.Deployment{}:      {Transform: StripSelectors},
+			&appsv1.StatefulSet{}:     {Transform: StripSelectors},
+			&appsv1.DaemonSet{}:       {Transform: StripSelectors},
+			&appsv1.ReplicaSet{}:      {Transform: StripSelectors},
+			&batchv1.Job{}:            {Transform: StripSelectors},
+			&batchv1.CronJob{}:        {Transform: StripSelectors},
 		},
 		DefaultTransform: stripManagedFields,
 	}
 }
 
-// StripPod reduces a Pod to name, namespace, labels, node, hostNetwork,
-// container ports, phase and IPs.
+// resolvedObjects are the kinds internal/resolve reads, which the agent
+// watches for the intents it compiles itself.
+func resolvedObjects() []client.Object {
+	return []client.Object{&corev1.Service{}, &appsv1.Deployment{}, &appsv1.StatefulSet{}, &appsv1.DaemonSet{},
+		&appsv1.ReplicaSet{}, &batchv1.Job{}, &batchv1.CronJob{}}
+}
+
+// identity keeps what makes a cached object addressable.
+func identity(m *metav1.ObjectMeta) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion}
+}
+
+// StripSelectors reduces a Service or workload to its identity and what the
+// intent resolver reads: the pod selector, and for Jobs and CronJobs the
+// pod template's labels (their fallback selector).
+func StripSelectors(obj any) (any, error) {
+	switch o := obj.(type) {
+	case *corev1.Service:
+		return &corev1.Service{ObjectMeta: identity(&o.ObjectMeta), Spec: corev1.ServiceSpec{Selector: o.Spec.Selector}}, nil
+	case *appsv1.Deployment:
+		return &appsv1.Deployment{ObjectMeta: identity(&o.ObjectMeta), Spec: appsv1.DeploymentSpec{Selector: o.Spec.Selector}}, nil
+	case *appsv1.StatefulSet:
+		return &appsv1.StatefulSet{ObjectMeta: identity(&o.ObjectMeta), Spec: appsv1.StatefulSetSpec{Selector: o.Spec.Selector}}, nil
+	case *appsv1.DaemonSet:
+		return &appsv1.DaemonSet{ObjectMeta: identity(&o.ObjectMeta), Spec: appsv1.DaemonSetSpec{Selector: o.Spec.Selector}}, nil
+	case *appsv1.ReplicaSet:
+		return &appsv1.ReplicaSet{ObjectMeta: identity(&o.ObjectMeta), Spec: appsv1.ReplicaSetSpec{Selector: o.Spec.Selector}}, nil
+	case *batchv1.Job:
+		out := &batchv1.Job{ObjectMeta: identity(&o.ObjectMeta), Spec: batchv1.JobSpec{Selector: o.Spec.Selector}}
+		out.Spec.Template.Labels = o.Spec.Template.Labels
+		return out, nil
+	case *batchv1.CronJob:
+		out := &batchv1.CronJob{ObjectMeta: identity(&o.ObjectMeta)}
+		out.Spec.JobTemplate.Spec.Selector = o.Spec.JobTemplate.Spec.Selector
+		out.Spec.JobTemplate.Spec.Template.Labels = o.Spec.JobTemplate.Spec.Template.Labels
+		return out, nil
+	}
+	return obj, nil
+}
+
+// stripIntent drops an intent's status (up to hundreds of observed callers)
+// and managed fields; the agent compiles from the spec.
+func stripIntent(obj any) (any, error) {
+	si, ok := obj.(*v1alpha1.ServiceIntent)
+	if !ok {
+		return obj, nil
+	}
+	out := &v1alpha1.ServiceIntent{ObjectMeta: identity(&si.ObjectMeta), Spec: si.Spec}
+	out.Generation = si.Generation
+	out.DeletionTimestamp = si.DeletionTimestamp
+	return out, nil
+}
+
+// StripPod reduces a Pod to name, namespace, labels, owner references (for
+// the workload of flows), node, hostNetwork, container ports, phase and IPs.
 func StripPod(obj any) (any, error) {
 	p, ok := obj.(*corev1.Pod)
 	if !ok {
@@ -30,7 +96,7 @@ func StripPod(obj any) (any, error) {
 	out := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: p.Name, Namespace: p.Namespace, Labels: p.Labels,
-			UID: p.UID, ResourceVersion: p.ResourceVersion,
+			UID: p.UID, ResourceVersion: p.ResourceVersion, OwnerReferences: ownerNames(p.OwnerReferences),
 		},
 		Spec: corev1.PodSpec{NodeName: p.Spec.NodeName, HostNetwork: p.Spec.HostNetwork},
 		Status: corev1.PodStatus{
@@ -77,4 +143,16 @@ func stripManagedFields(obj any) (any, error) {
 		o.SetAnnotations(nil)
 	}
 	return obj, nil
+}
+
+// ownerNames keeps of each owner reference what names the workload.
+func ownerNames(refs []metav1.OwnerReference) []metav1.OwnerReference {
+	if len(refs) == 0 {
+		return nil
+	}
+	out := make([]metav1.OwnerReference, len(refs))
+	for i, r := range refs {
+		out[i] = metav1.OwnerReference{APIVersion: r.APIVersion, Kind: r.Kind, Name: r.Name, Controller: r.Controller}
+	}
+	return out
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/palisade-dev/palisade/dataplane"
 	"github.com/palisade-dev/palisade/dataplane/policy"
+	"github.com/palisade-dev/palisade/dataplane/render"
 )
 
 // Backend programs our chains with iptables-restore. The zero value is not
@@ -22,6 +23,7 @@ import (
 type Backend struct {
 	mu      sync.Mutex
 	markBit uint32
+	render  []render.Option
 	tables  []*table
 }
 
@@ -38,6 +40,7 @@ type table struct {
 type config struct {
 	markBit  uint32
 	families []Family
+	render   []render.Option
 }
 
 // Option configures a Backend.
@@ -52,6 +55,12 @@ func WithMarkBit(bit uint32) Option { return func(c *config) { c.markBit = bit }
 // nodes whose kernel has IPv6 disabled.
 func WithFamilies(f ...Family) Option { return func(c *config) { c.families = f } }
 
+// WithRenderOptions sets the rendering options (verdict logging); without
+// it the render defaults apply (logging on, render.DefaultLogGroup).
+func WithRenderOptions(opts ...render.Option) Option {
+	return func(c *config) { c.render = append(c.render, opts...) }
+}
+
 // New finds iptables and ip6tables (whatever they resolve to on PATH) and
 // their restore binaries, and checks that each restore binary is the same
 // variant (nf_tables or legacy) as its iptables. It programs nothing.
@@ -63,7 +72,7 @@ func New(opts ...Option) (*Backend, error) {
 	if bits.OnesCount32(cfg.markBit) != 1 {
 		return nil, fmt.Errorf("mark bit %#x is not a single bit", cfg.markBit)
 	}
-	b := &Backend{markBit: cfg.markBit}
+	b := &Backend{markBit: cfg.markBit, render: cfg.render}
 	for _, fam := range cfg.families {
 		t, err := newTable(fam)
 		if err != nil {
@@ -126,7 +135,7 @@ func (b *Backend) Sync(ctx context.Context, st *policy.State) (dataplane.Stats, 
 	defer b.mu.Unlock()
 	stats := dataplane.Stats{Full: true}
 	for _, t := range b.tables {
-		rs := Render(st, t.family, b.markBit)
+		rs := Render(st, t.family, b.markBit, b.render...)
 		cur, err := t.current()
 		if err != nil {
 			return dataplane.Stats{}, err

@@ -62,6 +62,24 @@
 // 0xffff0000 covers it, but Calico enforces NetworkPolicy itself and is not a
 // CNI this backend is meant for.
 //
+// # Verdict log
+//
+// The same decisions as the nftables ruleset are logged, with the same
+// prefixes (render.LogPrefix, decoded by render.LogTable), through
+// `-m limit --limit R/sec --limit-burst B -j NFLOG --nflog-group G
+// --nflog-prefix P`. NFLOG does not terminate, and the limit is in the log
+// rule only, so a packet over the limit meets the same verdict. In a group
+// chain each policy jump is followed by
+//
+//	-m mark --mark BIT/BIT -g PALISADE-AIN-<policy>
+//
+// which leaves the group chain for the policy's allow chain (log, clear
+// the mark); its end returns to the dispatch chain, so the first allowing
+// policy is logged and no later one. The final drop is preceded by the
+// Dropped log. A group of audit policies only is not isolated: it returns
+// conntrack-invalid packets, logs Audited where others drop, and never
+// drops.
+//
 // # Scaling: why nftables is the default
 //
 // Without ipset, every peer range is a rule (`-s cidr` or

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/palisade-dev/palisade/dataplane/policy"
+	"github.com/palisade-dev/palisade/dataplane/render"
 )
 
 // dispatchLeaf is the most addresses a dispatch chain matches one by one
@@ -19,10 +20,12 @@ const dispatchLeaf = 16
 // maxComment bounds comments (the kernel allows 256 bytes).
 const maxComment = 200
 
-// Render returns the chains that enforce st for one family. It is pure and
-// deterministic: equal states give equal rulesets.
-func Render(st *policy.State, fam Family, markBit uint32) *Ruleset {
-	r := &renderer{fam: fam, chains: map[string]*Chain{}}
+// Render returns the chains that enforce st for one family, logging
+// verdicts as opts say (the same prefixes as the nftables ruleset, see
+// render.LogPrefix). It is pure and deterministic: equal states and options
+// give equal rulesets.
+func Render(st *policy.State, fam Family, markBit uint32, opts ...render.Option) *Ruleset {
+	r := &renderer{fam: fam, chains: map[string]*Chain{}, log: render.Resolve(opts...).Log}
 	est := Rule{CtState: "RELATED,ESTABLISHED", Target: Return}
 	forward := Chain{Name: ChainForward, Rules: []Rule{
 		est,
@@ -64,6 +67,17 @@ func Render(st *policy.State, fam Family, markBit uint32) *Ruleset {
 type renderer struct {
 	fam    Family
 	chains map[string]*Chain
+	log    render.LogOptions
+}
+
+// logRule is the NFLOG rule of a decision; ok is false when logging is off.
+func (r *renderer) logRule(v policy.LogVerdict, dir policy.Direction, policies []string, mark MarkMatch) (Rule, bool) {
+	if r.log.Disabled {
+		return Rule{}, false
+	}
+	return Rule{Mark: mark, Target: Log, Log: render.Log{
+		Prefix: render.LogPrefix(v, dir, policies), Group: r.log.Group, Rate: r.log.Rate, Burst: r.log.Burst,
+	}}, true
 }
 
 type dispatchEntry struct {
@@ -78,20 +92,33 @@ func (r *renderer) direction(dir policy.Direction, groups []policy.Group, rules 
 	var entries []dispatchEntry
 	for _, g := range groups {
 		gc := &Chain{Name: groupChainName(dir, g.Policies)}
-		gc.Rules = append(gc.Rules,
-			// Packets conntrack cannot place are neither part of an allowed
-			// connection nor a valid new one.
-			Rule{CtState: "INVALID", Target: Drop},
-			Rule{Target: ClearMark},
-		)
+		// Packets conntrack cannot place are neither part of an allowed
+		// connection nor a valid new one: dropped for isolated pods, left
+		// alone for audit-only ones, which are not isolated.
+		invalid, logged := Drop, policy.LogDropped
+		if g.AuditOnly() {
+			invalid, logged = Return, policy.LogAudited
+		}
+		gc.Rules = append(gc.Rules, Rule{CtState: "INVALID", Target: invalid}, Rule{Target: ClearMark})
 		for _, key := range g.Policies {
 			pc := r.policyChain(dir, key, rules[key])
 			gc.Rules = append(gc.Rules, Rule{Comment: truncate(key, maxComment), Target: Jump, Chain: pc})
+			if l, ok := r.logRule(policy.LogAllowed, dir, []string{key}, MarkAny); ok {
+				// The first policy that allows goes to its allow chain, which
+				// logs, clears the mark and returns to our caller: the log
+				// names that policy, and no later one logs again.
+				ac := allowChainName(dir, key)
+				r.chains[ac] = &Chain{Name: ac, Rules: []Rule{l, {Target: ClearMark}}}
+				gc.Rules = append(gc.Rules, Rule{Mark: MarkSet, Target: Goto, Chain: ac})
+			}
 		}
-		gc.Rules = append(gc.Rules,
-			Rule{Mark: MarkUnset, Target: Drop},
-			Rule{Target: ClearMark},
-		)
+		if l, ok := r.logRule(logged, dir, g.Policies, MarkUnset); ok {
+			gc.Rules = append(gc.Rules, l)
+		}
+		if !g.AuditOnly() {
+			gc.Rules = append(gc.Rules, Rule{Mark: MarkUnset, Target: Drop})
+		}
+		gc.Rules = append(gc.Rules, Rule{Target: ClearMark})
 		r.chains[gc.Name] = gc
 		note := g.Policies[0]
 		if len(g.Policies) > 1 {
@@ -320,6 +347,15 @@ func policyChainName(dir policy.Direction, key string) string {
 	kind := "PIN"
 	if dir == policy.Egress {
 		kind = "PEG"
+	}
+	return fmt.Sprintf("%s%s-%s", ChainPrefix, kind, short(key))
+}
+
+// allowChainName names the chain that logs what a policy allows.
+func allowChainName(dir policy.Direction, key string) string {
+	kind := "AIN"
+	if dir == policy.Egress {
+		kind = "AEG"
 	}
 	return fmt.Sprintf("%s%s-%s", ChainPrefix, kind, short(key))
 }

@@ -191,10 +191,28 @@ func TestTracerAgreesWithModelAndNFT(t *testing.T) {
 				rs = rs6
 			}
 			mark := uint32(r.IntN(2)) * iptables.DefaultMarkBit // a foreign mark must not open anything
-			got, model, oracle := trace(rs, iptables.ChainForward, p, mark), st.Allows(p), pt.OracleAllows(in, p)
+			got, logs := traceLogs(rs, iptables.ChainForward, p, mark)
+			model, oracle := st.Allows(p), pt.OracleAllows(in, p)
 			if got != model || model != oracle {
-				t.Fatalf("round %d %+v mark %#x: forward traced %v, model %v, oracle %v\n%s\n%s", round, p, mark, got, model, oracle,
-					pt.Describe(in.Policies), iptables.RestoreInput(rs, iptables.Current{}))
+				t.Fatalf("round %d %+v mark %#x: forward traced %v, model %v, oracle %v\n%s\naudit:%s\n%s", round, p, mark, got, model, oracle,
+					pt.Describe(in.Policies), pt.Describe(in.AuditPolicies), iptables.RestoreInput(rs, iptables.Current{}))
+			}
+			// The same log prefixes as the nftables ruleset, decoding to
+			// what the oracle decides.
+			if _, nftLogs := nft.TraceLogs(render.HookForward, p); !reflect.DeepEqual(logs, nftLogs) {
+				t.Fatalf("round %d %+v: iptables logs %q, nftables %q\n%s", round, p, logs, nftLogs, iptables.RestoreInput(rs, iptables.Current{}))
+			}
+			table := render.LogTable(&st)
+			var decided []policy.Decision
+			for _, l := range logs {
+				e, ok := table[l]
+				if !ok {
+					t.Fatalf("log prefix %q not in the table", l)
+				}
+				decided = append(decided, policy.Decision{Direction: e.Direction, Verdict: e.Verdict, Policies: e.Policies})
+			}
+			if want := pt.OracleDecide(in, p); !reflect.DeepEqual(decided, want) {
+				t.Fatalf("round %d %+v: logged %+v, oracle %+v\n%s", round, p, decided, want, iptables.RestoreInput(rs, iptables.Current{}))
 			}
 			if got, want := trace(rs, iptables.ChainInput, p, mark), nft.Trace(render.HookInput, p); got != want {
 				t.Fatalf("round %d %+v: input traced %v, nftables %v\n%s", round, p, got, want, iptables.RestoreInput(rs, iptables.Current{}))

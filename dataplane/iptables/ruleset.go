@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/palisade-dev/palisade/dataplane/policy"
+	"github.com/palisade-dev/palisade/dataplane/render"
 )
 
 // Family is an IP family: one iptables binary, one restore per sync.
@@ -71,6 +72,12 @@ const (
 	// SetMark sets the mark bit (allowed); ClearMark clears it.
 	SetMark
 	ClearMark
+	// Goto goes to Rule.Chain: when that chain ends, traversal returns to
+	// the caller of the current chain.
+	Goto
+	// Log sends the packet to NFLOG (Rule.Log) and goes on with the next
+	// rule: NFLOG is not a terminating target.
+	Log
 )
 
 // MarkMatch matches the mark bit.
@@ -101,8 +108,11 @@ type Rule struct {
 	Mark       MarkMatch
 	Comment    string
 	Target     Target
-	// Chain is the target chain of a Jump.
+	// Chain is the target chain of a Jump or Goto.
 	Chain string
+	// Log is the NFLOG statement of a Log target, rate-limited with -m limit
+	// when its Rate is set.
+	Log render.Log
 }
 
 // Protocol numbers used by the rules.
@@ -185,6 +195,9 @@ func (r Rule) Args(markBit uint32) []string {
 	if r.Comment != "" {
 		a = append(a, "-m", "comment", "--comment", strconv.Quote(r.Comment))
 	}
+	if r.Target == Log && r.Log.Rate > 0 {
+		a = append(a, "-m", "limit", "--limit", fmt.Sprintf("%d/sec", r.Log.Rate), "--limit-burst", strconv.Itoa(int(r.Log.Burst)))
+	}
 	switch r.Target {
 	case Return:
 		a = append(a, "-j", "RETURN")
@@ -196,6 +209,10 @@ func (r Rule) Args(markBit uint32) []string {
 		a = append(a, "-j", "MARK", "--set-xmark", fmt.Sprintf("%#x/%#x", markBit, markBit))
 	case ClearMark:
 		a = append(a, "-j", "MARK", "--set-xmark", fmt.Sprintf("0x0/%#x", markBit))
+	case Goto:
+		a = append(a, "-g", r.Chain)
+	case Log:
+		a = append(a, "-j", "NFLOG", "--nflog-group", strconv.Itoa(int(r.Log.Group)), "--nflog-prefix", strconv.Quote(r.Log.Prefix))
 	}
 	return a
 }

@@ -10,13 +10,20 @@ import (
 // given packet mark, and tells whether it leaves our chains (RETURN or the
 // end of start) rather than being dropped.
 func trace(rs *iptables.Ruleset, start string, p policy.Packet, mark uint32) bool {
+	pass, _ := traceLogs(rs, start, p, mark)
+	return pass
+}
+
+// traceLogs is trace that also returns the NFLOG prefixes the packet met,
+// in order (the tracer assumes every log rule is under its rate limit).
+func traceLogs(rs *iptables.Ruleset, start string, p policy.Packet, mark uint32) (bool, []string) {
 	t := tracer{rs: rs, p: p, mark: mark, proto: 1}
 	if n, ok := policy.ProtocolNumber(p.Protocol); ok {
 		t.proto = n
 	} else if p.Src.Is6() {
 		t.proto = 58
 	}
-	return !t.run(start, 0)
+	return !t.run(start, 0), t.logs
 }
 
 type tracer struct {
@@ -24,6 +31,7 @@ type tracer struct {
 	p     policy.Packet
 	proto uint8
 	mark  uint32
+	logs  []string
 }
 
 // run returns true when the packet was dropped.
@@ -52,6 +60,11 @@ func (t *tracer) run(name string, depth int) bool {
 			t.mark |= t.rs.MarkBit
 		case iptables.ClearMark:
 			t.mark &^= t.rs.MarkBit
+		case iptables.Goto:
+			// The goto'd chain's end returns to our caller.
+			return t.run(r.Chain, depth+1)
+		case iptables.Log:
+			t.logs = append(t.logs, r.Log.Prefix)
 		default:
 			panic("rule without a target in " + name)
 		}

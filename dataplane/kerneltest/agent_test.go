@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/palisade-dev/palisade/api/v1alpha1"
 	"github.com/palisade-dev/palisade/dataplane"
 	"github.com/palisade-dev/palisade/dataplane/agent"
 	pt "github.com/palisade-dev/palisade/dataplane/policy/policytest"
@@ -40,6 +41,9 @@ func startAPI(t *testing.T) *apiEnv {
 	cfg := testenv.Start(t)
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme})

@@ -171,7 +171,8 @@ func startBinary(t *testing.T, bin, kubeconfig string, node *netnstest.NS, backe
 	}
 	cmd := exec.Command("ip", "netns", "exec", node.Name, bin,
 		"--kubeconfig="+kubeconfig, "--node-name="+nodeA, "--backend="+backend,
-		"--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0")
+		"--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0",
+		"--state-file="+filepath.Join(t.TempDir(), "agent-state.json"), "--hubble-bind-address=0")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start the agent: %v", err)

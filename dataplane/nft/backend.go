@@ -21,6 +21,8 @@ import (
 type Backend struct {
 	mu   sync.Mutex
 	opts []nftables.ConnOption
+	// render are the rendering options (verdict logging).
+	render []render.Option
 	// applied is the ruleset the last successful transaction left in the
 	// kernel; nil makes the next sync a full rebuild.
 	applied *render.Ruleset
@@ -37,6 +39,12 @@ func WithNetNSFd(fd int) Option {
 	return func(b *Backend) { b.opts = append(b.opts, nftables.WithNetNSFd(fd)) }
 }
 
+// WithRenderOptions sets how the backend renders states (verdict logging);
+// without it the render defaults apply.
+func WithRenderOptions(opts ...render.Option) Option {
+	return func(b *Backend) { b.render = append(b.render, opts...) }
+}
+
 // New returns a backend whose first sync rebuilds the table from scratch,
 // replacing whatever a previous agent left, atomically.
 func New(opts ...Option) *Backend {
@@ -51,7 +59,7 @@ func New(opts ...Option) *Backend {
 // rebuild on the first sync and after any error, otherwise only the
 // difference from the last applied ruleset.
 func (b *Backend) Sync(ctx context.Context, st *policy.State) (dataplane.Stats, error) {
-	rs := render.Render(st)
+	rs := render.Render(st, b.render...)
 	stats, err := b.Apply(ctx, rs)
 	return stats, err
 }
@@ -60,12 +68,18 @@ func (b *Backend) Sync(ctx context.Context, st *policy.State) (dataplane.Stats, 
 func (b *Backend) Apply(_ context.Context, rs *render.Ruleset) (dataplane.Stats, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	conn, err := nftables.New(b.opts...)
+	full := b.applied == nil
+	// Batch begin and end, the table messages of a rebuild, then every
+	// object of both rulesets.
+	need := budget{msgs: 5, bytes: 5 * msgOverhead}.plus(rulesetBudget(rs))
+	if !full {
+		need = need.plus(rulesetBudget(b.applied))
+	}
+	conn, err := nftables.New(withBudget(b.opts, need)...)
 	if err != nil {
 		b.applied = nil
 		return dataplane.Stats{}, fmt.Errorf("open netlink: %w", err)
 	}
-	full := b.applied == nil
 	tx := &txn{conn: conn}
 	if full {
 		tx.rebuild(rs)
@@ -150,8 +164,13 @@ func (t *txn) rebuild(rs *render.Ruleset) {
 }
 
 func (t *txn) addSet(s *render.Set) {
-	if err := t.conn.AddSet(setObject(s), elements(s, s.Elements)); err != nil {
+	// The elements go in messages of their own (see elementChunks).
+	o := setObject(s)
+	if err := t.conn.AddSet(o, nil); err != nil {
 		t.fail(fmt.Errorf("add set %s: %w", s.Name, err))
+	}
+	if err := addElements(t.conn, o, elements(s, s.Elements)); err != nil {
+		t.fail(fmt.Errorf("add elements to %s: %w", s.Name, err))
 	}
 }
 
@@ -215,7 +234,7 @@ func (t *txn) update(old, next *render.Ruleset) {
 	// 1. element deletions
 	for _, d := range diffs {
 		if len(d.del) > 0 {
-			if err := t.conn.SetDeleteElements(setObject(d.set), elements(d.set, d.del)); err != nil {
+			if err := deleteElements(t.conn, setObject(d.set), elements(d.set, d.del)); err != nil {
 				t.fail(fmt.Errorf("delete elements of %s: %w", d.set.Name, err))
 			}
 		}
@@ -266,7 +285,7 @@ func (t *txn) update(old, next *render.Ruleset) {
 	// 5. element additions
 	for _, d := range diffs {
 		if len(d.add) > 0 {
-			if err := t.conn.SetAddElements(setObject(d.set), elements(d.set, d.add)); err != nil {
+			if err := addElements(t.conn, setObject(d.set), elements(d.set, d.add)); err != nil {
 				t.fail(fmt.Errorf("add elements to %s: %w", d.set.Name, err))
 			}
 		}

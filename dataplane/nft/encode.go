@@ -156,6 +156,19 @@ func ruleExprs(r *render.Rule) ([]expr.Any, error) {
 			&expr.Lookup{SourceRegister: reg1, DestRegister: 0, IsDestRegSet: true, SetName: name})
 		return ex, nil
 	}
+	if r.Log.Prefix != "" {
+		if r.Log.Rate > 0 {
+			ex = append(ex, &expr.Limit{Type: expr.LimitTypePkts, Rate: uint64(r.Log.Rate), Unit: expr.LimitTimeSecond, Burst: r.Log.Burst})
+		}
+		ex = append(ex, &expr.Log{
+			Key:   1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX,
+			Group: r.Log.Group,
+			Data:  []byte(r.Log.Prefix),
+		})
+		if r.Verdict == render.VerdictNone {
+			return ex, nil
+		}
+	}
 	switch r.Verdict {
 	case render.Accept:
 		ex = append(ex, &expr.Verdict{Kind: expr.VerdictAccept})

@@ -24,18 +24,28 @@ func Compute(in Input) State {
 	c := newComputer(in)
 	st := State{NodeName: in.NodeName}
 
-	policies := slices.Clone(in.Policies)
-	slices.SortFunc(policies, func(a, b *networkingv1.NetworkPolicy) int {
-		return cmp.Compare(policyKey(a), policyKey(b))
-	})
+	type entry struct {
+		np    *networkingv1.NetworkPolicy
+		key   string
+		audit bool
+	}
+	var policies []entry
+	for _, np := range in.Policies {
+		if np != nil {
+			policies = append(policies, entry{np, policyKey(np), false})
+		}
+	}
+	for _, np := range in.AuditPolicies {
+		if np != nil {
+			policies = append(policies, entry{np, AuditKey(np.Namespace, np.Name), true})
+		}
+	}
+	slices.SortStableFunc(policies, func(a, b entry) int { return cmp.Compare(a.key, b.key) })
 
 	ingressOf := map[*Pod][]string{}
 	egressOf := map[*Pod][]string{}
-	for _, np := range policies {
-		if np == nil {
-			continue
-		}
-		key := policyKey(np)
+	for _, e := range policies {
+		np, key := e.np, e.key
 		ingressIso, egressIso := policyTypes(np)
 		if !ingressIso && !egressIso {
 			continue
@@ -47,7 +57,7 @@ func Compute(in Input) State {
 		if len(targets) == 0 {
 			continue
 		}
-		pr := PolicyRules{Key: key, IngressIsolating: ingressIso, EgressIsolating: egressIso}
+		pr := PolicyRules{Key: key, Audit: e.audit, IngressIsolating: ingressIso, EgressIsolating: egressIso}
 		for _, t := range targets {
 			if ingressIso {
 				ingressOf[t] = append(ingressOf[t], key)
@@ -62,14 +72,14 @@ func Compute(in Input) State {
 			var errs []error
 			if ingressIso {
 				for i, r := range np.Spec.Ingress {
-					rule, rerrs := c.ingressRule(np, i, r, targets)
+					rule, rerrs := c.ingressRule(np, key, i, r, targets)
 					pr.Ingress = append(pr.Ingress, rule)
 					errs = append(errs, rerrs...)
 				}
 			}
 			if egressIso {
 				for i, r := range np.Spec.Egress {
-					rule, rerrs := c.egressRule(np, i, r)
+					rule, rerrs := c.egressRule(np, key, i, r)
 					pr.Egress = append(pr.Egress, rule)
 					errs = append(errs, rerrs...)
 				}
@@ -82,6 +92,11 @@ func Compute(in Input) State {
 	}
 	st.Ingress = buildGroups(ingressOf)
 	st.Egress = buildGroups(egressOf)
+	// An audit policy whose pods all have an enforce policy too is in no
+	// group (see stripAudit): nothing refers to its rules.
+	st.Policies = slices.DeleteFunc(st.Policies, func(pr PolicyRules) bool {
+		return pr.Audit && !inGroups(st.Ingress, pr.Key) && !inGroups(st.Egress, pr.Key)
+	})
 	return st
 }
 
@@ -167,25 +182,25 @@ func (c *computer) selectTargets(np *networkingv1.NetworkPolicy) ([]*Pod, error)
 	return out, nil
 }
 
-func (c *computer) ingressRule(np *networkingv1.NetworkPolicy, i int, r networkingv1.NetworkPolicyIngressRule, targets []*Pod) (Rule, []error) {
+func (c *computer) ingressRule(np *networkingv1.NetworkPolicy, key string, i int, r networkingv1.NetworkPolicyIngressRule, targets []*Pod) (Rule, []error) {
 	path := fmt.Sprintf("spec.ingress[%d]", i)
 	peers, _, errs := c.resolvePeers(np.Namespace, Ingress, path+".from", r.From)
 	ports, named, perrs := resolvePorts(path+".ports", r.Ports)
 	errs = append(errs, perrs...)
 	if len(named) > 0 {
-		ports.NamedID = shortHash("named", policyKey(np), string(Ingress), fmt.Sprint(i))
+		ports.NamedID = shortHash("named", key, string(Ingress), fmt.Sprint(i))
 		ports.Named = resolveNamed(named, targetAddrs(targets))
 	}
 	return Rule{Peers: peers, Ports: ports}, errs
 }
 
-func (c *computer) egressRule(np *networkingv1.NetworkPolicy, i int, r networkingv1.NetworkPolicyEgressRule) (Rule, []error) {
+func (c *computer) egressRule(np *networkingv1.NetworkPolicy, key string, i int, r networkingv1.NetworkPolicyEgressRule) (Rule, []error) {
 	path := fmt.Sprintf("spec.egress[%d]", i)
 	peers, dests, errs := c.resolvePeers(np.Namespace, Egress, path+".to", r.To)
 	ports, named, perrs := resolvePorts(path+".ports", r.Ports)
 	errs = append(errs, perrs...)
 	if len(named) > 0 {
-		ports.NamedID = shortHash("named", policyKey(np), string(Egress), fmt.Sprint(i))
+		ports.NamedID = shortHash("named", key, string(Egress), fmt.Sprint(i))
 		ports.Named = resolveNamed(named, dests)
 	}
 	return Rule{Peers: peers, Ports: ports}, errs
@@ -437,9 +452,31 @@ func compareNamed(a, b NamedPort) int {
 	return cmp.Or(a.IP.Compare(b.IP), cmp.Compare(a.Protocol, b.Protocol), cmp.Compare(a.Port, b.Port))
 }
 
+// inGroups tells whether a policy key is in one of the groups.
+func inGroups(groups []Group, key string) bool {
+	for _, g := range groups {
+		if _, ok := slices.BinarySearch(g.Policies, key); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// stripAudit removes audit keys from a pod's policy list when it has an
+// enforce policy: such a pod is enforced by its enforce policies alone, and
+// what its audit policies would add changes no verdict (the audit intent is
+// narrower or wider than what is in force, and what is in force decides).
+func stripAudit(pols []string) []string {
+	if !slices.ContainsFunc(pols, func(k string) bool { return !IsAuditKey(k) }) {
+		return pols
+	}
+	return slices.DeleteFunc(pols, IsAuditKey)
+}
+
 func buildGroups(of map[*Pod][]string) []Group {
 	byKey := map[string]*Group{}
 	for pod, pols := range of {
+		pols = stripAudit(pols)
 		slices.Sort(pols)
 		pols = slices.Compact(pols)
 		k := strings.Join(pols, "\x00")

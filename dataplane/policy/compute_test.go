@@ -393,7 +393,10 @@ func TestModelAgreesWithOracle(t *testing.T) {
 				continue
 			}
 			if got, want := st.Allows(p), policytest.OracleAllows(in, p); got != want {
-				t.Fatalf("round %d: %+v: model %v, oracle %v\npolicies: %s", round, p, got, want, policytest.Describe(in.Policies))
+				t.Fatalf("round %d: %+v: model %v, oracle %v\npolicies: %s\naudit: %s", round, p, got, want, policytest.Describe(in.Policies), policytest.Describe(in.AuditPolicies))
+			}
+			if got, want := st.Decide(p), policytest.OracleDecide(in, p); !reflect.DeepEqual(got, want) {
+				t.Fatalf("round %d: %+v: model decides %+v, oracle %+v\npolicies: %s\naudit: %s", round, p, got, want, policytest.Describe(in.Policies), policytest.Describe(in.AuditPolicies))
 			}
 		}
 	}

@@ -55,6 +55,27 @@
 //     targets: a hostNetwork pod shares the node's addresses, so policing it
 //     would police the node. ipBlock is how to allow node addresses.
 //
+// # Audit policies
+//
+// Input.AuditPolicies are policies the agent compiled from Audit-mode
+// intents. They are computed like the others, under the key
+// AuditKey(namespace, name) ("audit:namespace/name") and with
+// PolicyRules.Audit set, and group pods per direction as follows:
+//
+//   - A pod that at least one enforce policy selects in a direction is
+//     grouped by its enforce policies only: the audit policies selecting it
+//     are left out of its group and change no verdict (what is in force
+//     decides; the audit intent only tells what it would do alone).
+//   - A pod selected in a direction by audit policies only is in an
+//     audit-only group (Group.AuditOnly): it is not isolated, every packet
+//     passes. The backends log a packet one of its audit policies allows as
+//     Allowed with that policy, and any other as Audited with the group's
+//     policies.
+//
+// State.Allows and State.Decide (what the backends log) give the reference
+// meaning; policytest.OracleAllows and OracleDecide give the same from the
+// API objects.
+//
 // # Failing closed
 //
 // Malformed data never widens what is allowed and never panics: an

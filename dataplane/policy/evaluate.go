@@ -17,7 +17,7 @@ type Packet struct {
 
 // Allows tells whether the state lets a new connection through this node:
 // it must pass the egress groups of a local source and the ingress groups of
-// a local destination. It is the reference meaning of the model; backends'
+// a local destination. Audit-only groups accept everything. It is the reference meaning of the model; backends'
 // tracer tests compare their rendered rulesets against it.
 func (s *State) Allows(p Packet) bool {
 	return s.allowsDir(Egress, p) && s.allowsDir(Ingress, p)
@@ -31,6 +31,10 @@ func (s *State) allowsDir(dir Direction, p Packet) bool {
 	for _, g := range groups {
 		if !slices.Contains(g.IPs, self) {
 			continue
+		}
+		if g.AuditOnly() {
+			// Audit-only pods are not isolated: their policies log, never drop.
+			return true
 		}
 		for _, key := range g.Policies {
 			pr := s.policy(key)

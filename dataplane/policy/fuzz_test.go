@@ -26,15 +26,19 @@ func FuzzCompute(f *testing.F) {
 			t.Fatalf("Compute is not deterministic:\n%+v\n%+v", st, again)
 		}
 		rev := in
-		rev.Pods, rev.Policies = slices.Clone(in.Pods), slices.Clone(in.Policies)
+		rev.Pods, rev.Policies, rev.AuditPolicies = slices.Clone(in.Pods), slices.Clone(in.Policies), slices.Clone(in.AuditPolicies)
 		slices.Reverse(rev.Pods)
 		slices.Reverse(rev.Policies)
+		slices.Reverse(rev.AuditPolicies)
 		if other := policy.Compute(rev); !reflect.DeepEqual(st, other) {
 			t.Fatalf("Compute depends on input order:\n%+v\n%+v", st, other)
 		}
 		for _, p := range policytest.FuzzPackets(in) {
 			if got, want := st.Allows(p), policytest.OracleAllows(in, p); got != want {
-				t.Fatalf("%+v: model %v, oracle %v\npods: %+v\npolicies: %s", p, got, want, in.Pods, policytest.Describe(in.Policies))
+				t.Fatalf("%+v: model %v, oracle %v\npods: %+v\npolicies: %s\naudit: %s", p, got, want, in.Pods, policytest.Describe(in.Policies), policytest.Describe(in.AuditPolicies))
+			}
+			if got, want := st.Decide(p), policytest.OracleDecide(in, p); !reflect.DeepEqual(got, want) {
+				t.Fatalf("%+v: model decides %+v, oracle %+v\npods: %+v\npolicies: %s\naudit: %s", p, got, want, in.Pods, policytest.Describe(in.Policies), policytest.Describe(in.AuditPolicies))
 			}
 		}
 	})

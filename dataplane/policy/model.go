@@ -16,6 +16,11 @@ type Input struct {
 	Pods       []Pod
 	Namespaces []Namespace
 	Policies   []*networkingv1.NetworkPolicy
+	// AuditPolicies are NetworkPolicies the agent compiled from Audit-mode
+	// intents. They may carry the namespace and name of a real policy: their
+	// keys are AuditKey(namespace, name), so they never collide. See
+	// "Audit policies" in the package documentation for what they do.
+	AuditPolicies []*networkingv1.NetworkPolicy
 }
 
 // Pod is the part of a Pod that policy evaluation reads.
@@ -71,7 +76,9 @@ type State struct {
 
 // Group is a set of local pods selected by exactly the same policies.
 type Group struct {
-	// Policies are policy keys ("namespace/name"), sorted.
+	// Policies are policy keys ("namespace/name", or AuditKey for audit
+	// policies), sorted. Either every key is an enforce key, or every key is
+	// an audit key (an audit-only group, see AuditOnly).
 	Policies []string
 	// Pods are the member pods ("namespace/name"), sorted.
 	Pods []string
@@ -79,10 +86,19 @@ type Group struct {
 	IPs []netip.Addr
 }
 
+// AuditOnly tells whether the group's pods are selected by audit policies
+// only: they are not isolated, everything is accepted and logged.
+func (g *Group) AuditOnly() bool {
+	return len(g.Policies) > 0 && IsAuditKey(g.Policies[0])
+}
+
 // PolicyRules are the rules of one NetworkPolicy.
 type PolicyRules struct {
-	// Key is "namespace/name".
+	// Key is "namespace/name", or AuditKey(namespace, name) for an audit
+	// policy.
 	Key string
+	// Audit is true for a policy from Input.AuditPolicies.
+	Audit bool
 	// IngressIsolating and EgressIsolating tell whether the policy names the
 	// direction in its (defaulted) policyTypes.
 	IngressIsolating bool

@@ -34,8 +34,12 @@ func FuzzRender(f *testing.F) {
 			t.Fatalf("%v\n%s", err, rs.Text())
 		}
 		for _, p := range pt.FuzzPackets(in) {
-			if traced, model := rs.Trace(render.HookForward, p), st.Allows(p); traced != model {
+			traced, logs := rs.TraceLogs(render.HookForward, p)
+			if model := st.Allows(p); traced != model {
 				t.Fatalf("%+v: traced %v, model %v\n%s\n%s", p, traced, model, pt.Describe(in.Policies), rs.Text())
+			}
+			if logged, model := decodeLogs(t, &st, logs), st.Decide(p); !reflect.DeepEqual(logged, model) {
+				t.Fatalf("%+v: logged %+v, model decides %+v\n%s\n%s", p, logged, model, pt.Describe(in.Policies), rs.Text())
 			}
 		}
 	})

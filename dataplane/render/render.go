@@ -11,10 +11,12 @@ import (
 	"github.com/palisade-dev/palisade/dataplane/policy"
 )
 
-// Render returns the ruleset that enforces st. Equal states give deeply
-// equal rulesets.
-func Render(st *policy.State) *Ruleset {
-	r := &renderer{sets: map[string]*Set{}}
+// Render returns the ruleset that enforces st, logging verdicts as opts
+// say (by default with the default group, rate and burst). Equal states and
+// options give deeply equal rulesets.
+func Render(st *policy.State, opts ...Option) *Ruleset {
+	o := Resolve(opts...)
+	r := &renderer{sets: map[string]*Set{}, log: o.Log}
 	policyChains := map[string]bool{}
 
 	egressChain, ingressChain, inputChain := BaseChains[0], BaseChains[1], BaseChains[2]
@@ -36,14 +38,22 @@ func Render(st *policy.State) *Ruleset {
 		for _, g := range groups {
 			gc := Chain{Name: groupChainName(dir, g.Policies)}
 			// Packets conntrack cannot place are dropped for policed pods:
-			// they are neither part of an allowed connection nor a valid new one.
-			gc.Rules = append(gc.Rules, Rule{CtState: CtInvalid, Verdict: Drop})
+			// they are neither part of an allowed connection nor a valid new
+			// one. Audit-only pods are not policed: they pass, unlogged.
+			final, logged := Drop, policy.LogDropped
+			if g.AuditOnly() {
+				final, logged = Accept, policy.LogAudited
+			}
+			gc.Rules = append(gc.Rules, Rule{CtState: CtInvalid, Verdict: final})
 			for _, key := range g.Policies {
 				name := policyChainName(dir, key)
 				gc.Rules = append(gc.Rules, Rule{Verdict: Jump, Target: name})
 				policyChains[string(dir)+"\x00"+key] = true
 			}
-			gc.Rules = append(gc.Rules, Rule{Verdict: Drop})
+			if l, ok := r.logAction(logged, dir, g.Policies); ok {
+				gc.Rules = append(gc.Rules, Rule{Log: l})
+			}
+			gc.Rules = append(gc.Rules, Rule{Verdict: final})
 			r.chains = append(r.chains, gc)
 			for _, ip := range g.IPs {
 				m := r.sets[m4]
@@ -68,6 +78,20 @@ func Render(st *policy.State) *Ruleset {
 			for _, rule := range rules {
 				pc.Rules = append(pc.Rules, r.policyRules(dir, rule)...)
 			}
+			if l, ok := r.logAction(policy.LogAllowed, dir, []string{pr.Key}); ok {
+				// Every allowing rule goes to one chain per policy that logs,
+				// then accepts: the log rule carries no verdict, so a packet
+				// over the rate limit skips the log and is accepted all the
+				// same (a limit in the accepting rule itself would make such a
+				// packet fall through to the group's drop).
+				ac := Chain{Name: allowChainName(dir, pr.Key), Rules: []Rule{{Log: l}, {Verdict: Accept}}}
+				for i := range pc.Rules {
+					if pc.Rules[i].Verdict == Accept {
+						pc.Rules[i].Verdict, pc.Rules[i].Target = Jump, ac.Name
+					}
+				}
+				r.chains = append(r.chains, ac)
+			}
 			r.chains = append(r.chains, pc)
 		}
 	}
@@ -87,6 +111,15 @@ func Render(st *policy.State) *Ruleset {
 type renderer struct {
 	chains []Chain
 	sets   map[string]*Set
+	log    LogOptions
+}
+
+// logAction is the log statement for a decision, unless logging is off.
+func (r *renderer) logAction(v policy.LogVerdict, dir policy.Direction, policies []string) (Log, bool) {
+	if r.log.Disabled {
+		return Log{}, false
+	}
+	return Log{Prefix: LogPrefix(v, dir, policies), Group: r.log.Group, Rate: r.log.Rate, Burst: r.log.Burst}, true
 }
 
 func dispatchRules(m4, m6 string, byDaddr bool) []Rule {
@@ -232,11 +265,22 @@ func groupChainName(dir policy.Direction, policies []string) string {
 	if len(policies) > 1 {
 		tail += fmt.Sprintf("_and_%d", len(policies)-1)
 	}
-	return fmt.Sprintf("%s-%s-%s", dirPrefix(dir), short(hash(strings.Join(policies, "\x00"))), truncate(tail, 64))
+	return fmt.Sprintf("%s-%s-%s", dirPrefix(dir), short(hash(strings.Join(policies, "\x00"))), readable(tail, 64))
 }
 
 func policyChainName(dir policy.Direction, key string) string {
-	return fmt.Sprintf("p%s-%s-%s", dirPrefix(dir), short(hash(key)), truncate(key, 96))
+	return fmt.Sprintf("p%s-%s-%s", dirPrefix(dir), short(hash(key)), readable(key, 96))
+}
+
+// allowChainName names the chain that logs and accepts what a policy allows.
+func allowChainName(dir policy.Direction, key string) string {
+	return "a" + policyChainName(dir, key)
+}
+
+// readable is the readable tail of a chain name: nft's grammar takes no
+// ':' in an unquoted name, so the audit key prefix becomes "audit.".
+func readable(key string, n int) string {
+	return truncate(strings.ReplaceAll(key, ":", "."), n)
 }
 
 func dirPrefix(dir policy.Direction) string {

@@ -57,10 +57,24 @@ var goldenCases = map[string][]*networkingv1.NetworkPolicy{
 	},
 }
 
+// goldenAudit: x/a is audit-only (ingress), x/b has an enforce policy and
+// an audit policy of the same name, which changes nothing for it.
+func goldenAudit() policy.Input {
+	in := cluster(pt.Policy("x", "web", pt.Selecting(map[string]string{"app": "b"}), pt.IngressRule(nil, pt.TCP(80))))
+	in.AuditPolicies = []*networkingv1.NetworkPolicy{
+		pt.Policy("x", "web", pt.Selecting(nil), pt.IngressRule(pt.Peers(pt.PodPeer(map[string]string{"app": "b"})), pt.TCP(8080))),
+	}
+	return in
+}
+
 func TestGolden(t *testing.T) {
+	inputs := map[string]policy.Input{"audit": goldenAudit()}
 	for name, pols := range goldenCases {
+		inputs[name] = cluster(pols...)
+	}
+	for name, in := range inputs {
 		t.Run(name, func(t *testing.T) {
-			st := policy.Compute(cluster(pols...))
+			st := policy.Compute(in)
 			if len(st.Errors) > 0 {
 				t.Fatalf("unexpected errors: %v", st.Errors)
 			}
@@ -151,13 +165,121 @@ func TestTracerAgreesWithModelAndOracle(t *testing.T) {
 		rs := render.Render(&st)
 		for _, p := range pt.RandomPackets(r, in, 300) {
 			packets++
-			traced, model, oracle := rs.Trace(render.HookForward, p), st.Allows(p), pt.OracleAllows(in, p)
+			traced, logs := rs.TraceLogs(render.HookForward, p)
+			model, oracle := st.Allows(p), pt.OracleAllows(in, p)
 			if traced != model || model != oracle {
-				t.Fatalf("round %d %+v: traced %v, model %v, oracle %v\n%s\n%s", round, p, traced, model, oracle, pt.Describe(in.Policies), rs.Text())
+				t.Fatalf("round %d %+v: traced %v, model %v, oracle %v\n%s\naudit:%s\n%s", round, p, traced, model, oracle, pt.Describe(in.Policies), pt.Describe(in.AuditPolicies), rs.Text())
+			}
+			logged, want := decodeLogs(t, &st, logs), pt.OracleDecide(in, p)
+			if !reflect.DeepEqual(logged, want) {
+				t.Fatalf("round %d %+v: logged %+v, oracle decides %+v\n%s\naudit:%s\n%s", round, p, logged, want, pt.Describe(in.Policies), pt.Describe(in.AuditPolicies), rs.Text())
 			}
 		}
 	}
 	t.Logf("%d packets agreed", packets)
+}
+
+// decodeLogs turns traced log prefixes into decisions through the table
+// the flow log reader uses.
+func decodeLogs(t *testing.T, st *policy.State, logs []string) []policy.Decision {
+	t.Helper()
+	table := render.LogTable(st)
+	var out []policy.Decision
+	for _, l := range logs {
+		e, ok := table[l]
+		if !ok {
+			t.Fatalf("log prefix %q is not in the table", l)
+		}
+		if len(l) > 64 {
+			t.Fatalf("log prefix %q is longer than iptables' 64 bytes", l)
+		}
+		if pe, _, ok := render.ParseLogPrefix(l); !ok || pe.Verdict != e.Verdict || pe.Direction != e.Direction {
+			t.Fatalf("ParseLogPrefix(%q) = %+v, %v; table says %+v", l, pe, ok, e)
+		}
+		out = append(out, policy.Decision{Direction: e.Direction, Verdict: e.Verdict, Policies: e.Policies})
+	}
+	return out
+}
+
+// TestLoggingNeverChangesVerdicts: with logging off the ruleset has no log
+// rules and no allow chains, and decides every packet as with logging on.
+func TestLoggingNeverChangesVerdicts(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 5))
+	for range 100 {
+		in := pt.RandomInput(r)
+		st := policy.Compute(in)
+		on, off := render.Render(&st), render.Render(&st, render.WithoutLog())
+		for _, c := range off.Chains {
+			for _, rule := range c.Rules {
+				if rule.Log.Prefix != "" {
+					t.Fatalf("WithoutLog rendered %s: %s", c.Name, rule.Text())
+				}
+			}
+		}
+		for _, p := range pt.RandomPackets(r, in, 100) {
+			if a, b := on.Trace(render.HookForward, p), off.Trace(render.HookForward, p); a != b {
+				t.Fatalf("%+v: %v with logging, %v without", p, a, b)
+			}
+		}
+	}
+}
+
+func TestLogOptions(t *testing.T) {
+	st := policy.Compute(cluster(goldenCases["deny-all"]...))
+	rs := render.Render(&st, render.WithLog(render.LogOptions{Group: 7, Rate: 3, Burst: 4}))
+	found := 0
+	for _, c := range rs.Chains {
+		for _, rule := range c.Rules {
+			if rule.Log.Prefix != "" {
+				found++
+				if rule.Log != (render.Log{Prefix: rule.Log.Prefix, Group: 7, Rate: 3, Burst: 4}) || rule.Verdict != render.VerdictNone {
+					t.Errorf("%s: %s", c.Name, rule.Text())
+				}
+			}
+		}
+	}
+	if found == 0 {
+		t.Error("no log rule")
+	}
+	if o := render.Resolve(); o.Log != (render.LogOptions{Group: render.DefaultLogGroup, Rate: render.DefaultLogRate, Burst: render.DefaultLogBurst}) {
+		t.Errorf("defaults: %+v", o.Log)
+	}
+}
+
+func TestParseLogPrefix(t *testing.T) {
+	tests := []struct {
+		in   string
+		want render.LogEntry
+		id   string
+		ok   bool
+	}{
+		{"palisade:allow:in:0123456789", render.LogEntry{Verdict: policy.LogAllowed, Direction: policy.Ingress}, "0123456789", true},
+		{"palisade:drop:eg:abc\x00", render.LogEntry{Verdict: policy.LogDropped, Direction: policy.Egress}, "abc", true},
+		{"palisade:audit:in:x", render.LogEntry{Verdict: policy.LogAudited, Direction: policy.Ingress}, "x", true},
+		{"palisade:allow:up:x", render.LogEntry{}, "", false},
+		{"palisade:accept:in:x", render.LogEntry{}, "", false},
+		{"palisade:allow:in:", render.LogEntry{}, "", false},
+		{"palisade:allow:in:x:y", render.LogEntry{}, "", false},
+		{"other:allow:in:x", render.LogEntry{}, "", false},
+		{"", render.LogEntry{}, "", false},
+	}
+	for _, tc := range tests {
+		got, id, ok := render.ParseLogPrefix(tc.in)
+		if !reflect.DeepEqual(got, tc.want) || id != tc.id || ok != tc.ok {
+			t.Errorf("ParseLogPrefix(%q) = %+v, %q, %v; want %+v, %q, %v", tc.in, got, id, ok, tc.want, tc.id, tc.ok)
+		}
+	}
+	st := policy.Compute(goldenAudit())
+	table := render.LogTable(&st)
+	want := map[string]render.LogEntry{
+		render.LogPrefix(policy.LogAllowed, policy.Ingress, []string{"x/web"}):       {Verdict: policy.LogAllowed, Direction: policy.Ingress, Policies: []string{"x/web"}},
+		render.LogPrefix(policy.LogDropped, policy.Ingress, []string{"x/web"}):       {Verdict: policy.LogDropped, Direction: policy.Ingress, Policies: []string{"x/web"}},
+		render.LogPrefix(policy.LogAllowed, policy.Ingress, []string{"audit:x/web"}): {Verdict: policy.LogAllowed, Direction: policy.Ingress, Policies: []string{"audit:x/web"}},
+		render.LogPrefix(policy.LogAudited, policy.Ingress, []string{"audit:x/web"}): {Verdict: policy.LogAudited, Direction: policy.Ingress, Policies: []string{"audit:x/web"}},
+	}
+	if !reflect.DeepEqual(table, want) {
+		t.Errorf("LogTable = %+v, want %+v", table, want)
+	}
 }
 
 func TestInputHookPolicesEgressToTheNode(t *testing.T) {

@@ -26,6 +26,28 @@
 //	ip saddr @peer4-<id> meta l4proto . th dport @ports-<hash> accept
 //	ip saddr @peer4-<id> ip daddr . meta l4proto . th dport @named4-<id> accept
 //
+// # Verdict log
+//
+// Unless logging is disabled (Options), decisions are logged to NFLOG
+// (`log group` DefaultLogGroup) with a prefix that LogTable decodes (see
+// LogPrefix), rate-limited in the kernel per log rule (`limit rate …`):
+//
+//   - Allowed: a policy chain's allowing rules jump to the policy's allow
+//     chain (`ain-…` / `aeg-…`), which logs and accepts. Only new
+//     connections get there (established ones are accepted first), so each
+//     allowed connection is logged once per direction, naming the first
+//     policy of the group (in key order) that allowed it.
+//   - Dropped: the group chain logs before its final drop, naming the
+//     group's policies.
+//   - Audited: a group of audit policies only (policy.Group.AuditOnly) is
+//     not isolated: its chain accepts conntrack-invalid packets, jumps to its
+//     policies (whose allows log Allowed), then logs Audited and accepts.
+//
+// The limit sits in the log rule, never in a rule with a verdict: a packet
+// over the limit only skips the log and meets the same verdict. Log rules
+// are one per policy and direction and one per group, so the rule count
+// still does not grow with pods.
+//
 // Peers live in interval sets named after the peer definition (so pod churn
 // changes set elements, never rules), ports in concatenated interval sets
 // deduplicated by content, named ports in (address, protocol, port) sets.
@@ -183,9 +205,23 @@ type Rule struct {
 	// SaddrMap and DaddrMap: `ip[6] saddr|daddr vmap @map`.
 	SaddrMap string
 	DaddrMap string
-	Verdict  Verdict
+	// Log, when its Prefix is set, sends the packet to NFLOG (`limit rate
+	// … log group … prefix …`). A rule with a Log has no verdict: packets
+	// continue to the next rule whether they were logged or over the limit.
+	Log     Log
+	Verdict Verdict
 	// Target is the chain of a Jump.
 	Target string
+}
+
+// Log is a rate-limited NFLOG statement.
+type Log struct {
+	// Prefix identifies the decision (see LogPrefix); "" means no log.
+	Prefix string
+	Group  uint16
+	// Rate (packets per second) and Burst bound how often the rule logs.
+	Rate  uint32
+	Burst uint32
 }
 
 // BaseChains are the base chains, in the order they appear in a Ruleset.

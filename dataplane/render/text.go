@@ -140,6 +140,9 @@ func (r Rule) Text() string {
 	if r.DaddrMap != "" {
 		parts = append(parts, fmt.Sprintf("%s daddr vmap @%s", ip, r.DaddrMap))
 	}
+	if r.Log.Prefix != "" {
+		parts = append(parts, fmt.Sprintf("limit rate %d/second burst %d packets log prefix %q group %d", r.Log.Rate, r.Log.Burst, r.Log.Prefix, r.Log.Group))
+	}
 	switch r.Verdict {
 	case Accept:
 		parts = append(parts, "accept")

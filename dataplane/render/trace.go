@@ -13,6 +13,14 @@ import (
 // whether it passes. Tests use it to compare the ruleset with the model and
 // with the oracle without a kernel.
 func (rs *Ruleset) Trace(hook Hook, p policy.Packet) bool {
+	pass, _ := rs.TraceLogs(hook, p)
+	return pass
+}
+
+// TraceLogs is Trace that also returns the prefixes of the log statements
+// the packet met, in order. Log statements never change the verdict, and
+// the tracer assumes every one of them is under its rate limit.
+func (rs *Ruleset) TraceLogs(hook Hook, p policy.Packet) (pass bool, logs []string) {
 	var bases []*Chain
 	for i := range rs.Chains {
 		if rs.Chains[i].Hook == hook {
@@ -29,16 +37,17 @@ func (rs *Ruleset) Trace(hook Hook, p policy.Packet) bool {
 		// accept and fall-through (policy accept) both continue to the next
 		// base chain; only drop is final.
 		if t.run(c, 0) == Drop {
-			return false
+			return false, t.logs
 		}
 	}
-	return true
+	return true, t.logs
 }
 
 type tracer struct {
 	rs    *Ruleset
 	p     policy.Packet
 	proto uint8
+	logs  []string
 }
 
 // run evaluates a chain; it returns Accept, Drop or VerdictNone (end of a
@@ -51,8 +60,13 @@ func (t *tracer) run(c *Chain, depth int) Verdict {
 		if !t.matches(r) {
 			continue
 		}
+		if r.Log.Prefix != "" {
+			t.logs = append(t.logs, r.Log.Prefix)
+		}
 		var target string
 		switch {
+		case r.Verdict == VerdictNone && r.SaddrMap == "" && r.DaddrMap == "":
+			continue
 		case r.SaddrMap != "":
 			target = t.lookupMap(r.SaddrMap, t.p.Src)
 		case r.DaddrMap != "":

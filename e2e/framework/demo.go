@@ -18,6 +18,8 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/palisade-dev/palisade/api/v1alpha1"
 )
 
 // The demo: the sample shop (config/samples) on the local cluster.
@@ -134,9 +136,15 @@ func RunDemo(ctx context.Context, c *Cluster, repoRoot string, w io.Writer) ([]D
 		time.Sleep(300 * time.Millisecond)
 	}
 
+	say("waiting for the agents' flow reports to reach the intents' status (observed and undeclared callers)")
+	observedErr := waitUndeclared(ctx, c, "shop", "orders", "coupon-bot", 45*time.Second)
+
 	fmt.Fprintln(w)
-	say("kubectl get serviceintents -A")
-	c.kubectl(w, "get", "serviceintents", "-A")
+	say("kubectl get serviceintents -A -o wide")
+	c.kubectl(w, "get", "serviceintents", "-A", "-o", "wide")
+	fmt.Fprintln(w)
+	say("kubectl describe serviceintent -n shop orders   (who calls, who was turned away, on how many nodes it is enforced)")
+	c.kubectl(w, "describe", "serviceintent", "-n", "shop", "orders")
 	fmt.Fprintln(w)
 	say("the NetworkPolicies Palisade generated")
 	if err := printPolicies(ctx, c.Client, w); err != nil {
@@ -162,7 +170,28 @@ func RunDemo(ctx context.Context, c *Cluster, repoRoot string, w io.Writer) ([]D
 	if wrong > 0 {
 		return calls, fmt.Errorf("%d calls did not behave as declared; agent logs are in %s", wrong, filepath.Join(c.Dir, "logs"))
 	}
+	if observedErr != nil {
+		return calls, fmt.Errorf("the undeclared call did not show on the intent's status: %w", observedErr)
+	}
 	return calls, nil
+}
+
+// waitUndeclared waits until the intent lists the workload as an undeclared
+// caller: the flow went from the kernel's log through the node's report to
+// the controller.
+func waitUndeclared(ctx context.Context, c *Cluster, ns, name, workload string, timeout time.Duration) error {
+	return waitFor(timeout, fmt.Sprintf("intent %s/%s to list %s as an undeclared caller", ns, name, workload), func() error {
+		var si v1alpha1.ServiceIntent
+		if err := c.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &si); err != nil {
+			return err
+		}
+		for _, u := range si.Status.UndeclaredCallers {
+			if u.Source.WorkloadName == workload || u.Source.Pod == workload {
+				return nil
+			}
+		}
+		return fmt.Errorf("undeclaredCallers: %+v", si.Status.UndeclaredCallers)
+	})
 }
 
 func applyFile(ctx context.Context, c *Cluster, path string) error {

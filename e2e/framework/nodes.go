@@ -25,6 +25,12 @@ const (
 	// agentHealthAddr and agentMetricsAddr are on each node's own loopback.
 	agentHealthAddr  = "127.0.0.1:9441"
 	agentMetricsAddr = "127.0.0.1:9442"
+	// AgentHubbleAddr is where each agent serves the Hubble observer API,
+	// on its node's loopback; reach it with DialNode.
+	AgentHubbleAddr = "127.0.0.1:4244"
+	// ReportInterval is the agents' --report-interval: short, so that tests
+	// see flows on intents' status within seconds.
+	ReportInterval = time.Second
 )
 
 // nlHandle opens a netlink handle inside a named namespace.
@@ -255,8 +261,17 @@ func (c *Cluster) startAgent(n NodeState) error {
 		"--backend="+c.State.Backend,
 		"--metrics-bind-address="+agentMetricsAddr,
 		"--health-probe-bind-address="+agentHealthAddr,
+		"--hubble-bind-address="+AgentHubbleAddr,
+		"--report-interval="+ReportInterval.String(),
+		"--state-file="+filepath.Join(c.Dir, "agent-state-"+n.Name+".json"),
 	)
 	return err
+}
+
+// DialNode opens a TCP connection from inside a node's network namespace,
+// e.g. to the agent's Hubble API on the node's loopback.
+func (c *Cluster) DialNode(ctx context.Context, n NodeState, addr string) (net.Conn, error) {
+	return dialInNetns(ctx, n.Netns, addr)
 }
 
 // WaitAgentsReady waits until every agent's /readyz answers 200 (after its

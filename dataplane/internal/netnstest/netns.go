@@ -4,7 +4,8 @@
 // real connections between them, and the firewall's state as text
 // (ruleset.go) for tests that compare it. Every name starts with "pdt-"
 // and every address lies in 10.100.0.0/16 or fd00:100::/48; everything is
-// removed when the test ends.
+// removed when the test ends. NewPrefixed and NewNodePrefixed use another
+// prefix.
 package netnstest
 
 import (
@@ -31,10 +32,20 @@ type NS struct {
 	Fd int
 }
 
+// DefaultPrefix starts the names of namespaces made by New and NewNode.
+const DefaultPrefix = "pdt"
+
 // New creates a namespace named pdt-<short>-<pid>-<n>, removed at cleanup.
 func New(t testing.TB, short string) *NS {
 	t.Helper()
-	name := fmt.Sprintf("pdt-%s-%d-%d", short, os.Getpid()%100000, seq.Add(1))
+	return NewPrefixed(t, DefaultPrefix, short)
+}
+
+// NewPrefixed is New with another name prefix, for tests that must not
+// share names with others running at the same time.
+func NewPrefixed(t testing.TB, prefix, short string) *NS {
+	t.Helper()
+	name := fmt.Sprintf("%s-%s-%d-%d", prefix, short, os.Getpid()%100000, seq.Add(1))
 	run(t, "ip", "netns", "add", name)
 	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
 	f, err := os.Open("/var/run/netns/" + name)

@@ -25,18 +25,27 @@ type Node struct {
 	PodCIDR4 netip.Prefix
 	PodCIDR6 netip.Prefix
 
-	nl   *netlink.Handle
-	pods int
+	nl     *netlink.Handle
+	pods   int
+	prefix string
 }
 
 // NewNode creates node number index (1..254) with forwarding on.
 func NewNode(t testing.TB, name string, index int) *Node {
 	t.Helper()
+	return NewNodePrefixed(t, DefaultPrefix, name, index)
+}
+
+// NewNodePrefixed is NewNode whose namespaces (its own and its pods') are
+// named with prefix instead of DefaultPrefix.
+func NewNodePrefixed(t testing.TB, prefix, name string, index int) *Node {
+	t.Helper()
 	if index < 1 || index > 254 {
 		t.Fatalf("node index %d out of 1..254", index)
 	}
 	n := &Node{
-		NS:       New(t, fmt.Sprintf("n%d", index)),
+		NS:       NewPrefixed(t, prefix, fmt.Sprintf("n%d", index)),
+		prefix:   prefix,
 		Name:     name,
 		Index:    index,
 		IP4:      netip.AddrFrom4([4]byte{10, 100, 0, byte(index)}),
@@ -129,7 +138,7 @@ func handle(t testing.TB, ns *NS) *netlink.Handle {
 	if err != nil {
 		t.Fatalf("netlink handle for %s: %v", ns.Name, err)
 	}
-	t.Cleanup(h.Close)
+	t.Cleanup(func() { h.Close() })
 	return h
 }
 

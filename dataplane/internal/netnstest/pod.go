@@ -47,7 +47,7 @@ func (n *Node) AddPod(t testing.TB, host byte, dualStack bool) *Pod {
 	}
 	n.pods++
 	p := &Pod{
-		NS:       New(t, fmt.Sprintf("p%d", n.Index)),
+		NS:       NewPrefixed(t, n.prefix, fmt.Sprintf("p%d", n.Index)),
 		Node:     n,
 		IP4:      netip.AddrFrom4([4]byte{10, 100, byte(n.Index), host}),
 		HostVeth: fmt.Sprintf("pv%d", n.pods),

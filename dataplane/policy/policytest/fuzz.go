@@ -70,6 +70,10 @@ func FuzzInput(data []byte) policy.Input {
 	for i := range s.pick(5) {
 		in.Policies = append(in.Policies, fuzzPolicy(s, i))
 	}
+	// Audit policies last, so that older corpus entries decode as before.
+	for i := range s.pick(3) {
+		in.AuditPolicies = append(in.AuditPolicies, fuzzPolicy(s, i))
+	}
 	return in
 }
 

@@ -10,6 +10,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -116,10 +118,27 @@ func Packet(src, dst string, proto corev1.Protocol, p uint16) policy.Packet {
 	return policy.Packet{Src: netip.MustParseAddr(src), Dst: netip.MustParseAddr(dst), Protocol: proto, Port: p}
 }
 
-// oracleAllows decides a packet straight from the API objects, the way the
+// OracleAllows decides a packet straight from the API objects, the way the
 // NetworkPolicy documentation reads, with none of Compute's machinery (no
-// ranges, no groups). Tests compare Compute's model against it.
+// ranges, no groups). Tests compare Compute's model against it. Audit
+// policies never change a verdict, so it reads in.Policies only: a pod
+// selected by audit policies alone is not isolated.
 func OracleAllows(in policy.Input, p policy.Packet) bool {
+	for _, d := range OracleDecide(in, p) {
+		if d.Verdict == policy.LogDropped {
+			return false
+		}
+	}
+	return true
+}
+
+// OracleDecide tells, straight from the API objects, what the dataplane logs
+// for a packet (the reference for policy.State.Decide): for a local source
+// then a local destination, the first policy (by key) whose rule allows it,
+// or, when none does, Dropped with every selecting policy, or Audited with
+// every selecting audit policy when only audit policies select the pod.
+// Audit policies are ignored for a pod that an enforce policy selects.
+func OracleDecide(in policy.Input, p policy.Packet) []policy.Decision {
 	podAt := func(ip netip.Addr) *policy.Pod {
 		for i := range in.Pods {
 			q := &in.Pods[i]
@@ -136,19 +155,77 @@ func OracleAllows(in policy.Input, p policy.Packet) bool {
 	}
 	src, dst := podAt(p.Src), podAt(p.Dst)
 	local := func(q *policy.Pod) bool { return q != nil && q.NodeName == in.NodeName }
-	if local(src) && !oracleDirection(in, src, p.Dst, dst, networkingv1.PolicyTypeEgress, p) {
-		return false
+	var out []policy.Decision
+	if local(src) {
+		if d, ok := oracleDirection(in, src, p.Dst, dst, networkingv1.PolicyTypeEgress, p); ok {
+			out = append(out, d)
+			if d.Verdict == policy.LogDropped {
+				return out
+			}
+		}
 	}
-	if local(dst) && !oracleDirection(in, dst, p.Src, src, networkingv1.PolicyTypeIngress, p) {
-		return false
+	if local(dst) {
+		if d, ok := oracleDirection(in, dst, p.Src, src, networkingv1.PolicyTypeIngress, p); ok {
+			out = append(out, d)
+		}
 	}
-	return true
+	return out
 }
 
-func oracleDirection(in policy.Input, self *policy.Pod, remoteIP netip.Addr, remote *policy.Pod, dir networkingv1.PolicyType, p policy.Packet) bool {
-	isolated := false
-	for _, pol := range in.Policies {
-		if pol.Namespace != self.Namespace {
+type keyedPolicy struct {
+	key string
+	np  *networkingv1.NetworkPolicy
+}
+
+func oracleDirection(in policy.Input, self *policy.Pod, remoteIP netip.Addr, remote *policy.Pod, dir networkingv1.PolicyType, p policy.Packet) (policy.Decision, bool) {
+	verdict := policy.LogDropped
+	selecting := oracleSelecting(in.Policies, policyKeyOf, self, dir)
+	if len(selecting) == 0 {
+		selecting = oracleSelecting(in.AuditPolicies, auditKeyOf, self, dir)
+		verdict = policy.LogAudited
+	}
+	if len(selecting) == 0 {
+		return policy.Decision{}, false
+	}
+	d := policy.Decision{Direction: policy.Ingress, Verdict: verdict}
+	if dir == networkingv1.PolicyTypeEgress {
+		d.Direction = policy.Egress
+	}
+	for _, kp := range selecting {
+		d.Policies = append(d.Policies, kp.key)
+	}
+	for _, kp := range selecting {
+		pol := kp.np
+		if _, err := metav1.LabelSelectorAsSelector(&pol.Spec.PodSelector); err != nil {
+			continue
+		}
+		if dir == networkingv1.PolicyTypeIngress {
+			for _, r := range pol.Spec.Ingress {
+				if oraclePeers(in, pol.Namespace, r.From, remoteIP, remote) && oraclePorts(r.Ports, self, p) {
+					return policy.Decision{Direction: d.Direction, Verdict: policy.LogAllowed, Policies: []string{kp.key}}, true
+				}
+			}
+		} else {
+			for _, r := range pol.Spec.Egress {
+				if oraclePeers(in, pol.Namespace, r.To, remoteIP, remote) && oraclePorts(r.Ports, remote, p) {
+					return policy.Decision{Direction: d.Direction, Verdict: policy.LogAllowed, Policies: []string{kp.key}}, true
+				}
+			}
+		}
+	}
+	return d, true
+}
+
+func policyKeyOf(np *networkingv1.NetworkPolicy) string { return np.Namespace + "/" + np.Name }
+
+func auditKeyOf(np *networkingv1.NetworkPolicy) string { return policy.AuditKey(np.Namespace, np.Name) }
+
+// oracleSelecting returns the policies that isolate self in dir, sorted by
+// key and without duplicate keys.
+func oracleSelecting(pols []*networkingv1.NetworkPolicy, keyOf func(*networkingv1.NetworkPolicy) string, self *policy.Pod, dir networkingv1.PolicyType) []keyedPolicy {
+	var out []keyedPolicy
+	for _, pol := range pols {
+		if pol == nil || pol.Namespace != self.Namespace {
 			continue
 		}
 		sel, err := metav1.LabelSelectorAsSelector(&pol.Spec.PodSelector)
@@ -162,32 +239,12 @@ func oracleDirection(in policy.Input, self *policy.Pod, remoteIP netip.Addr, rem
 				types = append(types, networkingv1.PolicyTypeEgress)
 			}
 		}
-		applies := false
-		for _, t := range types {
-			applies = applies || t == dir
-		}
-		if !applies {
-			continue
-		}
-		isolated = true
-		if err != nil {
-			continue
-		}
-		if dir == networkingv1.PolicyTypeIngress {
-			for _, r := range pol.Spec.Ingress {
-				if oraclePeers(in, pol.Namespace, r.From, remoteIP, remote) && oraclePorts(r.Ports, self, p) {
-					return true
-				}
-			}
-		} else {
-			for _, r := range pol.Spec.Egress {
-				if oraclePeers(in, pol.Namespace, r.To, remoteIP, remote) && oraclePorts(r.Ports, remote, p) {
-					return true
-				}
-			}
+		if slices.Contains(types, dir) {
+			out = append(out, keyedPolicy{keyOf(pol), pol})
 		}
 	}
-	return !isolated
+	slices.SortStableFunc(out, func(a, b keyedPolicy) int { return strings.Compare(a.key, b.key) })
+	return slices.CompactFunc(out, func(a, b keyedPolicy) bool { return a.key == b.key })
 }
 
 func oraclePeers(in policy.Input, ns string, list []networkingv1.NetworkPolicyPeer, ip netip.Addr, remote *policy.Pod) bool {
@@ -389,7 +446,7 @@ func RandomInput(r *rand.Rand) policy.Input {
 		}
 		return out
 	}
-	for i := range 1 + r.IntN(4) {
+	randomPolicy := func(i int) *networkingv1.NetworkPolicy {
 		p := Policy(nss[r.IntN(3)], fmt.Sprintf("np%d", i))
 		p.Spec.PodSelector = *sel()
 		switch r.IntN(4) {
@@ -404,7 +461,17 @@ func RandomInput(r *rand.Rand) policy.Input {
 		for range r.IntN(3) {
 			p.Spec.Egress = append(p.Spec.Egress, networkingv1.NetworkPolicyEgressRule{To: peersOf(), Ports: portsOf()})
 		}
-		in.Policies = append(in.Policies, p)
+		return p
+	}
+	for i := range 1 + r.IntN(4) {
+		in.Policies = append(in.Policies, randomPolicy(i))
+	}
+	// Audit policies come last so that the clusters drawn before them stay
+	// what they were; their names overlap the enforce policies' on purpose.
+	if r.IntN(2) == 0 {
+		for i := range 1 + r.IntN(2) {
+			in.AuditPolicies = append(in.AuditPolicies, randomPolicy(i))
+		}
 	}
 	return in
 }

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/palisade-dev/palisade/dataplane/agent"
+	"github.com/palisade-dev/palisade/dataplane/flows"
+	"github.com/palisade-dev/palisade/dataplane/hubble"
+	"github.com/palisade-dev/palisade/dataplane/render"
+)
+
+// flowFlags configure flow observation, the NodeFlowReport and the Hubble
+// observer API.
+type flowFlags struct {
+	enabled        bool
+	group          uint
+	reportInterval time.Duration
+	window         time.Duration
+	tableSize      int
+	hubbleAddr     string
+	hubbleCert     string
+	hubbleKey      string
+	hubbleBuffer   int
+}
+
+func (f *flowFlags) bind(fs *flag.FlagSet) {
+	fs.BoolVar(&f.enabled, "flow-log", true, "Observe flows in the kernel's verdict log (NFLOG), report them in the node's NodeFlowReport and serve them to Hubble clients.")
+	fs.UintVar(&f.group, "flow-log-group", uint(defaultLogGroup), "NFLOG group the rules log to and the agent reads.")
+	fs.DurationVar(&f.reportInterval, "report-interval", agent.DefaultReportInterval, "At most one NodeFlowReport write per interval (unchanged reports are rewritten every 6 intervals as a heartbeat).")
+	fs.DurationVar(&f.window, "flow-window", flows.DefaultWindow, "Flows not seen for this long leave the aggregation table and the report.")
+	fs.IntVar(&f.tableSize, "flow-table-size", flows.DefaultMaxEntries, "Most aggregated flows held; observations of new flows beyond it are dropped and counted.")
+	fs.StringVar(&f.hubbleAddr, "hubble-bind-address", hubble.DefaultAddress, "Address of the Hubble observer gRPC API; 0 disables it.")
+	fs.StringVar(&f.hubbleCert, "hubble-tls-cert-file", "", "PEM certificate of the Hubble API (with --hubble-tls-key-file); plaintext when both are empty.")
+	fs.StringVar(&f.hubbleKey, "hubble-tls-key-file", "", "PEM private key of the Hubble API.")
+	fs.IntVar(&f.hubbleBuffer, "hubble-buffer-size", hubble.DefaultCapacity, "Flows the Hubble API keeps for GetFlows without follow.")
+}
+
+func (f *flowFlags) validate() error {
+	if f.reportInterval < time.Second {
+		return fmt.Errorf("--report-interval %s: want at least 1s", f.reportInterval)
+	}
+	if f.window < f.reportInterval {
+		return fmt.Errorf("--flow-window %s: want at least --report-interval", f.window)
+	}
+	if f.tableSize < 1 {
+		return fmt.Errorf("--flow-table-size %d: want at least 1", f.tableSize)
+	}
+	if f.group > 0xffff {
+		return fmt.Errorf("--flow-log-group %d: want 0..65535", f.group)
+	}
+	if (f.hubbleCert == "") != (f.hubbleKey == "") {
+		return fmt.Errorf("--hubble-tls-cert-file and --hubble-tls-key-file go together")
+	}
+	return nil
+}
+
+// renderOptions make the rules log verdicts to the group the agent reads,
+// or not at all without --flow-log.
+func (f *flowFlags) renderOptions() render.Option {
+	if !f.enabled {
+		return render.WithoutLog()
+	}
+	return render.WithLog(render.LogOptions{Group: uint16(f.group)})
+}
+
+// setup wires the flow pipeline into the agent and the manager: the
+// verdict log feeds the aggregator (reported by the ReportWriter) and the
+// Hubble buffer (served by the Hubble server).
+func (f *flowFlags) setup(mgr manager.Manager, a *agent.Agent, node string) error {
+	if !f.enabled {
+		return nil
+	}
+	if err := f.validate(); err != nil {
+		return err
+	}
+	agg := flows.NewAggregator(f.tableSize, f.window)
+	events, extraDropped := newEventSource(uint16(f.group))
+	obs := &agent.FlowObserver{Events: events, Aggregator: agg, Lost: extraDropped}
+	if f.hubbleAddr != "0" {
+		buf := hubble.NewBuffer(f.hubbleBuffer)
+		obs.Sinks = append(obs.Sinks, buf)
+		srv := hubble.NewServer(buf, hubble.ServerOptions{NodeName: node, TLSCertFile: f.hubbleCert, TLSKeyFile: f.hubbleKey})
+		addr := f.hubbleAddr
+		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error { return srv.ListenAndServe(ctx, addr) })); err != nil {
+			return err
+		}
+	}
+	a.Flows = obs
+	// Reports go straight to the API server: the agent may get its Node,
+	// not list or watch nodes, so a cached read would be refused.
+	c, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme()})
+	if err != nil {
+		return fmt.Errorf("report client: %w", err)
+	}
+	return mgr.Add(&agent.ReportWriter{
+		Client: c, NodeName: node, Interval: f.reportInterval, Aggregator: agg,
+		Programmed: a.Programmed, Ready: a.Ready, ExtraDropped: func() int64 { return int64(extraDropped()) },
+	})
+}

@@ -1,0 +1,165 @@
+package agent_test
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/palisade-dev/palisade/api/v1alpha1"
+	"github.com/palisade-dev/palisade/controllers/compiler"
+	"github.com/palisade-dev/palisade/dataplane/agent"
+	"github.com/palisade-dev/palisade/dataplane/flowlog"
+	"github.com/palisade-dev/palisade/dataplane/flows"
+	"github.com/palisade-dev/palisade/dataplane/policy"
+	"github.com/palisade-dev/palisade/internal/resolve"
+)
+
+// stateRecorder is an EventSource that only records the states it is given.
+type stateRecorder struct{ updates chan *policy.State }
+
+func (s *stateRecorder) Update(st *policy.State) {
+	select {
+	case s.updates <- st:
+	default:
+	}
+}
+
+func (s *stateRecorder) Run(ctx context.Context, _ func(flowlog.Event)) error {
+	<-ctx.Done()
+	return nil
+}
+
+// TestAuditIntentBecomesAuditPolicies runs the agent against a real API
+// server: an Audit-mode intent is resolved (Service target, Deployment
+// caller) and compiled by the agent into audit policies of the synced
+// state; switched to Enforce it stays audited until the controller's
+// NetworkPolicies reach the cache, and from the sync that sees them on it
+// is enforced: no state in between has neither. Generation tracking and
+// flow attribution follow.
+func TestAuditIntentBecomesAuditPolicies(t *testing.T) {
+	e := newEnv(t)
+	e.create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}})
+	e.create(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "orders"},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "orders"}, Ports: []corev1.ServicePort{{Port: 80}}}})
+	e.create(&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"},
+		Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "none"}}}}}})
+	pod := func(name, node, ip string, labels map[string]string, owners []metav1.OwnerReference) {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name, Labels: labels, OwnerReferences: owners},
+			Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "none"}}}}
+		e.create(p)
+		p.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}}}
+		if err := e.c.Status().Update(e.ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pod("orders-0", "node-a", "10.1.0.1", map[string]string{"app": "orders"}, nil)
+	pod("web-5d8f-x", "node-b", "10.1.0.2", map[string]string{"app": "web", "pod-template-hash": "5d8f"},
+		[]metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-5d8f", UID: "u1", Controller: ptr.To(true)}})
+	si := &v1alpha1.ServiceIntent{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "orders"},
+		Spec: v1alpha1.ServiceIntentSpec{Mode: v1alpha1.ModeAudit,
+			Target:  v1alpha1.Target{ServiceRef: &v1alpha1.LocalServiceReference{Name: "orders"}},
+			Callers: []v1alpha1.Caller{{WorkloadRef: &v1alpha1.WorkloadReference{Kind: v1alpha1.WorkloadDeployment, Name: "web"}}}}}
+	e.create(si)
+
+	rec := &recordingBackend{}
+	src := &stateRecorder{updates: make(chan *policy.State, 100)}
+	agg := flows.NewAggregator(100, time.Hour)
+	a := &agent.Agent{NodeName: "node-a", Cache: e.start(), Backend: rec, MinInterval: 20 * time.Millisecond,
+		Flows: &agent.FlowObserver{Events: src, Aggregator: agg}}
+	go func() { _ = a.Start(e.ctx) }()
+
+	ingress := compiler.IngressPolicyName("orders")
+	auditKey, enforceKey := policy.AuditKey("shop", ingress), "shop/"+ingress
+	ordersIP := netip.MustParseAddr("10.1.0.1")
+	// groupOf returns the keys of the ingress group holding the orders pod.
+	groupOf := func(st *policy.State) []string {
+		for _, g := range st.Ingress {
+			if slices.Contains(g.IPs, ordersIP) {
+				return g.Policies
+			}
+		}
+		return nil
+	}
+	waitFor(t, "the audit policy in the synced state", 15*time.Second, func() bool {
+		st := rec.last()
+		return st != nil && slices.Equal(groupOf(st), []string{auditKey})
+	})
+	st := rec.last()
+	pr := st.Policies[slices.IndexFunc(st.Policies, func(p policy.PolicyRules) bool { return p.Key == auditKey })]
+	if !pr.Audit || len(pr.Ingress) != 1 || len(pr.Ingress[0].Peers.Ranges) == 0 {
+		t.Fatalf("audit policy rules: %+v", pr)
+	}
+	if !pr.Ingress[0].Peers.Ranges[0].Contains(netip.MustParseAddr("10.1.0.2")) {
+		t.Errorf("the caller web's pod is not a peer of the audit policy: %+v", pr.Ingress[0].Peers)
+	}
+	if err := e.c.Get(e.ctx, client.ObjectKeyFromObject(si), si); err != nil {
+		t.Fatal(err)
+	}
+	checkProgrammed(t, a, si.Generation, v1alpha1.ModeAudit)
+
+	// The flow log's events are attributed against the synced state.
+	waitFor(t, "the state handed to the flow log", 5*time.Second, func() bool { return len(src.updates) > 0 })
+	a.Flows.Handle(flowlog.Event{Time: time.Now(), Verdict: v1alpha1.VerdictAudited, Direction: v1alpha1.FlowIngress, Protocol: 6,
+		Src: netip.MustParseAddr("10.1.0.2"), Dst: ordersIP, SrcPort: 33000, DstPort: 80, Policies: []string{auditKey}})
+	snap := agg.Snapshot(time.Now())
+	if len(snap) != 1 || snap[0].Source.WorkloadKind != "Deployment" || snap[0].Source.WorkloadName != "web" ||
+		snap[0].Destination.Pod != "orders-0" || !slices.Equal(snap[0].Intents, []string{"shop/orders"}) ||
+		!slices.Equal(snap[0].Policies, []string{"shop/" + ingress}) {
+		t.Errorf("attributed flow: %+v", snap)
+	}
+
+	// Switch to Enforce. No controller runs here: the agent keeps auditing.
+	si.Spec.Mode = v1alpha1.ModeEnforce
+	if err := e.c.Update(e.ctx, si); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the new generation audited", 15*time.Second, func() bool {
+		p := a.Programmed()
+		return len(p) == 1 && p[0].Generation == si.Generation
+	})
+	if got := groupOf(rec.last()); !slices.Equal(got, []string{auditKey}) {
+		t.Fatalf("enforce intent without its policies: group %v, want still audited", got)
+	}
+	checkProgrammed(t, a, si.Generation, v1alpha1.ModeAudit)
+
+	// The controller's policies arrive: they take over in the same sync.
+	mark := len(rec.all())
+	res, err := resolve.Resolver{Reader: e.c}.Resolve(e.ctx, si, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Input.Generation = si.Generation
+	for _, np := range compiler.Compile(res.Input) {
+		e.create(&np)
+	}
+	waitFor(t, "the enforce policy in the synced state", 15*time.Second, func() bool {
+		return slices.Equal(groupOf(rec.last()), []string{enforceKey})
+	})
+	for i, st := range rec.all()[mark:] {
+		if g := groupOf(&st); !slices.Equal(g, []string{auditKey}) && !slices.Equal(g, []string{enforceKey}) {
+			t.Errorf("sync %d after the policies were created: orders in group %v (a gap)", i, g)
+		}
+	}
+	if slices.ContainsFunc(rec.last().Policies, func(p policy.PolicyRules) bool { return p.Audit }) {
+		t.Error("audit policy still in the state next to the enforce one")
+	}
+	checkProgrammed(t, a, si.Generation, v1alpha1.ModeEnforce)
+}
+
+func checkProgrammed(t *testing.T, a *agent.Agent, gen int64, mode v1alpha1.IntentMode) {
+	t.Helper()
+	p := a.Programmed()
+	if len(p) != 1 || p[0].Namespace != "shop" || p[0].Name != "orders" || p[0].Generation != gen || p[0].Mode != mode || p[0].ProgrammedAt.IsZero() {
+		t.Fatalf("programmed %+v, want shop/orders generation %d %s", p, gen, mode)
+	}
+}

@@ -1,0 +1,104 @@
+package agent
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/palisade-dev/palisade/dataplane/flowlog"
+	"github.com/palisade-dev/palisade/dataplane/flows"
+	"github.com/palisade-dev/palisade/dataplane/policy"
+)
+
+// EventSource is the kernel's verdict log (flowlog.Reader): Update hands it
+// each synced state, whose policy keys its log prefixes refer to; Run
+// delivers decoded events until ctx ends.
+type EventSource interface {
+	Update(st *policy.State)
+	Run(ctx context.Context, handle func(flowlog.Event)) error
+}
+
+// FlowObserver turns the kernel's verdict log into attributed flows for the
+// aggregator (and so the NodeFlowReport) and the other sinks (Hubble).
+type FlowObserver struct {
+	// Events is the verdict log; nil observes nothing (Handle still works).
+	Events EventSource
+	// Aggregator counts flows for the report.
+	Aggregator *flows.Aggregator
+	// Sinks get every flow too; they must not block.
+	Sinks []flows.Sink
+	// Lost, when set, counts the observations the event source lost
+	// (exported as palisade_agent_flow_observations_dropped_total{reason="reader"}).
+	Lost func() uint64
+
+	index atomic.Pointer[flows.Index]
+}
+
+// update publishes the attribution index of a synced state, then the state
+// to the event source: an event decoded against the new state is always
+// attributed with the new index.
+func (o *FlowObserver) update(st *policy.State, ix *flows.Index) {
+	o.index.Store(ix)
+	if o.Events != nil {
+		o.Events.Update(st)
+	}
+}
+
+// Handle attributes one event and passes the flow on.
+func (o *FlowObserver) Handle(ev flowlog.Event) {
+	f := o.index.Load().Attribute(ev)
+	flowsTotal.WithLabelValues(string(f.Verdict), string(f.Direction)).Inc()
+	if o.Aggregator != nil && !o.Aggregator.Add(&f) {
+		observationsDropped.WithLabelValues(dropTableFull).Inc()
+	}
+	for _, s := range o.Sinks {
+		s.Observe(&f)
+	}
+}
+
+// run reads the verdict log until ctx ends. A failing reader (NFLOG bind
+// refused, socket error) is restarted with backoff: flow observation is
+// best effort and never stops enforcement.
+func (o *FlowObserver) run(ctx context.Context) {
+	if o.Events == nil {
+		return
+	}
+	logger := log.FromContext(ctx)
+	if o.Lost != nil {
+		go o.exportLost(ctx)
+	}
+	backoff := time.Second
+	for {
+		err := o.Events.Run(ctx, o.Handle)
+		if ctx.Err() != nil {
+			return
+		}
+		logger.Error(err, "flow log reader stopped; restarting", "in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Minute)
+	}
+}
+
+// exportLost adds the event source's losses to the dropped metric.
+func (o *FlowObserver) exportLost(ctx context.Context) {
+	var seen uint64
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n := o.Lost(); n > seen {
+			observationsDropped.WithLabelValues(dropReader).Add(float64(n - seen))
+			seen = n
+		}
+	}
+}

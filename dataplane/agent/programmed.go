@@ -1,0 +1,67 @@
+package agent
+
+import (
+	"cmp"
+	"maps"
+	"slices"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/palisade-dev/palisade/api/v1alpha1"
+	"github.com/palisade-dev/palisade/dataplane/policy"
+)
+
+// programmedIntents returns, per intent ("namespace/name"), the generation
+// and mode whose policies are in the state's groups, that is, select pods
+// of this node. refs maps policy keys (as in the state) to their intents.
+// Where an intent's policies carry different generations (the controller
+// is midway through applying them) the oldest counts: the node has the
+// new generation only once all of its policies are.
+func programmedIntents(st *policy.State, refs map[string]intentRef) map[string]intentRef {
+	out := map[string]intentRef{}
+	for _, groups := range [][]policy.Group{st.Ingress, st.Egress} {
+		for _, g := range groups {
+			for _, key := range g.Policies {
+				ref, ok := refs[key]
+				if !ok {
+					continue
+				}
+				if old, ok := out[ref.key()]; ok && old.Generation <= ref.Generation {
+					continue
+				}
+				out[ref.key()] = ref
+			}
+		}
+	}
+	return out
+}
+
+// programmedTracker remembers when each intent's generation was first
+// programmed, across syncs.
+type programmedTracker struct {
+	byIntent map[string]v1alpha1.ProgrammedIntent
+}
+
+// update records the intents a successful sync committed at now and
+// returns them sorted by namespace and name. An intent keeps its
+// programmedAt while its generation and mode stay; intents no longer
+// programmed are forgotten.
+func (t *programmedTracker) update(current map[string]intentRef, now time.Time) []v1alpha1.ProgrammedIntent {
+	next := make(map[string]v1alpha1.ProgrammedIntent, len(current))
+	for k, ref := range current {
+		old, ok := t.byIntent[k]
+		if ok && old.Generation == ref.Generation && old.Mode == ref.Mode {
+			next[k] = old
+			continue
+		}
+		next[k] = v1alpha1.ProgrammedIntent{Namespace: ref.Namespace, Name: ref.Name, Generation: ref.Generation,
+			Mode: ref.Mode, ProgrammedAt: metav1.NewTime(now)}
+	}
+	t.byIntent = next
+	out := slices.Collect(maps.Values(next))
+	slices.SortFunc(out, func(a, b v1alpha1.ProgrammedIntent) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
+	return out
+}

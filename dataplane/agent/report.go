@@ -1,0 +1,189 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/palisade-dev/palisade/api/v1alpha1"
+	"github.com/palisade-dev/palisade/dataplane/flows"
+)
+
+// The agent writes its node's report and reads its Node, whose UID the
+// report's owner reference names (the report goes when the Node goes).
+// +kubebuilder:rbac:groups=palisade.dev,resources=nodeflowreports,verbs=get;create;patch;update
+// +kubebuilder:rbac:groups="",resources=nodes,verbs=get
+
+// ReportFieldManager owns the fields of the NodeFlowReports agents apply.
+const ReportFieldManager = "palisade-agent"
+
+// Defaults of the report writer.
+const (
+	DefaultReportInterval = 10 * time.Second
+	// DefaultHeartbeatEvery: an unchanged report is rewritten every this many
+	// intervals, so that a stale report (a dead agent) stands out.
+	DefaultHeartbeatEvery = v1alpha1.ReportHeartbeatIntervals
+)
+
+// ReportWriter writes the node's NodeFlowReport (named after the node) with
+// server-side apply, at most once per Interval: only when its content
+// changed, or as a heartbeat every HeartbeatEvery intervals. Writes are per
+// interval, never per flow; the report's size is bounded by
+// flows.BuildReport.
+//
+// Why one cluster-scoped object per node: the writes per second are the
+// number of nodes divided by the interval, whatever the traffic; each agent
+// owns exactly one object (no conflicts between nodes, no read-modify-write
+// on shared intents); the controller aggregates all reports onto each
+// intent's status; and the owner reference to the Node removes the report
+// with its node.
+type ReportWriter struct {
+	// Client applies reports and gets the Node; it should not be a cached
+	// client (the agent may get nodes, not list or watch them).
+	Client   client.Client
+	NodeName string
+	// Interval between two report decisions; DefaultReportInterval if zero.
+	Interval time.Duration
+	// HeartbeatEvery; DefaultHeartbeatEvery if zero.
+	HeartbeatEvery int
+	// Aggregator holds the flows of the window.
+	Aggregator *flows.Aggregator
+	// Programmed returns the intents programmed on the node (Agent.Programmed).
+	Programmed func() []v1alpha1.ProgrammedIntent
+	// Ready, when set, holds reports back until it is true (the agent's first
+	// sync): before it, the node's programmed intents are not known.
+	Ready func() bool
+	// ExtraDropped, when set, counts observations lost before the aggregator
+	// (the verdict log's overruns).
+	ExtraDropped func() int64
+
+	started  time.Time
+	last     *v1alpha1.NodeFlowReportSpec
+	skipped  int
+	nodeUID  types.UID
+	nodeSeen bool
+}
+
+// NeedLeaderElection: every node reports for itself.
+func (w *ReportWriter) NeedLeaderElection() bool { return false }
+
+// Start writes reports until ctx ends (manager.Runnable).
+func (w *ReportWriter) Start(ctx context.Context) error {
+	if w.NodeName == "" {
+		return errors.New("report writer: node name is empty")
+	}
+	logger := log.FromContext(ctx).WithValues("node", w.NodeName)
+	ctx = log.IntoContext(ctx, logger)
+	t := time.NewTicker(w.interval())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if _, err := w.Tick(ctx, time.Now()); err != nil {
+			logger.Error(err, "write flow report")
+		}
+	}
+}
+
+func (w *ReportWriter) interval() time.Duration {
+	if w.Interval <= 0 {
+		return DefaultReportInterval
+	}
+	return w.Interval
+}
+
+// Tick makes one interval's decision at now and tells whether it wrote.
+func (w *ReportWriter) Tick(ctx context.Context, now time.Time) (bool, error) {
+	if w.started.IsZero() {
+		w.started = now
+	}
+	if w.Ready != nil && !w.Ready() {
+		return false, nil
+	}
+	spec := w.build(now)
+	heartbeat := w.HeartbeatEvery
+	if heartbeat <= 0 {
+		heartbeat = DefaultHeartbeatEvery
+	}
+	if w.last != nil && flows.SameContent(w.last, &spec) && w.skipped+1 < heartbeat {
+		w.skipped++
+		flowReports.WithLabelValues(reportUnchanged).Inc()
+		return false, nil
+	}
+	if err := w.apply(ctx, &spec); err != nil {
+		flowReports.WithLabelValues(reportFailed).Inc()
+		return false, err
+	}
+	flowReports.WithLabelValues(reportWritten).Inc()
+	w.last, w.skipped = &spec, 0
+	return true, nil
+}
+
+func (w *ReportWriter) build(now time.Time) v1alpha1.NodeFlowReportSpec {
+	in := flows.ReportInput{NodeName: w.NodeName, Now: now, Interval: w.interval(), WindowStart: w.started}
+	if w.Aggregator != nil {
+		in.Entries = w.Aggregator.Snapshot(now)
+		in.Dropped = w.Aggregator.Dropped()
+		if ws := now.Add(-w.Aggregator.Window()); ws.After(in.WindowStart) {
+			in.WindowStart = ws
+		}
+	}
+	if w.ExtraDropped != nil {
+		in.Dropped += w.ExtraDropped()
+	}
+	if w.Programmed != nil {
+		in.Intents = w.Programmed()
+	}
+	return flows.BuildReport(in)
+}
+
+// apply writes the report with server-side apply. The owner reference to
+// the Node is added once the Node is found; a report is written without it
+// rather than not at all.
+func (w *ReportWriter) apply(ctx context.Context, spec *v1alpha1.NodeFlowReportSpec) error {
+	if !w.nodeSeen {
+		var node corev1.Node
+		err := w.Client.Get(ctx, client.ObjectKey{Name: w.NodeName}, &node)
+		switch {
+		case err == nil:
+			w.nodeUID, w.nodeSeen = node.UID, true
+		case apierrors.IsNotFound(err):
+			log.FromContext(ctx).Info("node not found; writing the flow report without an owner")
+		default:
+			return fmt.Errorf("get node: %w", err)
+		}
+	}
+	report := &v1alpha1.NodeFlowReport{
+		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "NodeFlowReport"},
+		ObjectMeta: metav1.ObjectMeta{Name: w.NodeName},
+		Spec:       *spec,
+	}
+	if w.nodeSeen {
+		report.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: w.NodeName, UID: w.nodeUID}}
+	}
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(report)
+	if err != nil {
+		return fmt.Errorf("convert report: %w", err)
+	}
+	u := &unstructured.Unstructured{Object: obj}
+	// A typed object always carries creationTimestamp: null; applying it
+	// would claim a field the server owns.
+	unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
+	if err := w.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(ReportFieldManager), client.ForceOwnership); err != nil {
+		return fmt.Errorf("apply nodeflowreport %s: %w", w.NodeName, err)
+	}
+	return nil
+}

@@ -1,0 +1,219 @@
+//go:build reliability
+
+package reliability
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	palisadev1alpha1 "github.com/palisade-dev/palisade/api/v1alpha1"
+)
+
+func intentFor(ns string, i, n int) *palisadev1alpha1.ServiceIntent {
+	sel := func(k int) *palisadev1alpha1.LabelSelector {
+		return &palisadev1alpha1.LabelSelector{MatchLabels: map[string]palisadev1alpha1.LabelValue{"svc": palisadev1alpha1.LabelValue(fmt.Sprintf("s%d", k))}}
+	}
+	return &palisadev1alpha1.ServiceIntent{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("svc-%05d", i)},
+		Spec: palisadev1alpha1.ServiceIntentSpec{
+			Target:  palisadev1alpha1.Target{PodSelector: sel(i)},
+			Callers: []palisadev1alpha1.Caller{{PodSelector: sel((i + 1) % n)}},
+		},
+	}
+}
+
+// generatedBy counts the NetworkPolicies in ns owned by intents named in names.
+func generatedBy(ctx context.Context, t *testing.T, ns string, names map[string]bool) int {
+	var nps networkingv1.NetworkPolicyList
+	if err := cl.Client.List(ctx, &nps, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	c := 0
+	for _, np := range nps.Items {
+		for _, o := range np.OwnerReferences {
+			if o.Kind == "ServiceIntent" && names[o.Name] {
+				c++
+			}
+		}
+	}
+	return c
+}
+
+// intentStale deletes intents while the controller is down.
+func intentStale(t *testing.T, r *result) {
+	ctx := context.Background()
+	const ns = "z"
+	n := pick(100, 20)
+	names := map[string]bool{}
+	if err := parallel(n, 8, func(i int) error { return cl.Client.Create(ctx, intentFor(ns, i, n)) }); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		names[intentFor(ns, i, n).Name] = true
+	}
+	for start := time.Now(); generatedBy(ctx, t, ns, names) == 0; time.Sleep(200 * time.Millisecond) {
+		if time.Since(start) > 60*time.Second {
+			t.Fatal("the controller generated no NetworkPolicy for the intents")
+		}
+	}
+	ctrl := proc{c: cl, name: "controller"}
+	argv, err := ctrl.cmdline()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ctrl.stop(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := parallel(n, 8, func(i int) error { return cl.Client.Delete(ctx, intentFor(ns, i, n)) }); err != nil {
+		t.Fatal(err)
+	}
+	// No kube-controller-manager runs here, so owner-reference garbage
+	// collection never happens: what removes the generated policies is the
+	// controller itself (finalizer) when it returns.
+	if err := ctrl.start(argv); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	left := -1
+	for time.Since(start) < 30*time.Second {
+		if left = generatedBy(ctx, t, ns, names); left == 0 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	r.Figures["deletedIntents"] = n
+	r.Figures["controllerBackGeneratedPoliciesLeftAfter30s"] = left
+	r.Figures["controllerBackToNoGeneratedPolicyMs"] = time.Since(start).Milliseconds()
+	if left != 0 {
+		t.Errorf("%d generated NetworkPolicies of deleted intents remain 30s after the controller returned", left)
+	}
+	for _, node := range []string{"node-1", "node-2"} {
+		waitTableDesired(t, node, 30*time.Second)
+	}
+}
+
+func TestS11Load(t *testing.T) {
+	intents, podsN, churn := pick(5000, 300), pick(10000, 600), pick(5*time.Minute, 30*time.Second)
+	r := &result{ID: "11", Title: "Load", Measured: fmt.Sprintf("%d ServiceIntents over %d synthetic pods (API objects on a node without agent, IPs in 10.128.0.0/14), then %s of 100 pod label changes per second: errors in logs, RSS over time, time until every intent is Ready again (queues drained)", intents, podsN, churn)}
+	record(t, r)
+	ctx := context.Background()
+	const ns = "load"
+	if err := cl.EnsureNamespace(ctx, ns, map[string]string{"ns": ns}); err != nil {
+		t.Fatal(err)
+	}
+	setup := time.Now()
+	if err := parallel(podsN, 8, func(i int) error {
+		p := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("p%05d", i), Labels: map[string]string{"svc": fmt.Sprintf("s%d", i%intents), "gen": "0"}},
+			Spec:       corev1.PodSpec{NodeName: "synthetic", Containers: []corev1.Container{{Name: "c", Image: "none"}}},
+		}
+		if err := cl.Client.Create(ctx, p); err != nil {
+			return err
+		}
+		ip := fmt.Sprintf("10.%d.%d.%d", 128+i/65536, (i/256)%256, i%256)
+		p.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}}}
+		return cl.Client.Status().Update(ctx, p)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := parallel(intents, 8, func(i int) error { return cl.Client.Create(ctx, intentFor(ns, i, intents)) }); err != nil {
+		t.Fatal(err)
+	}
+	setupTime := time.Since(setup)
+	procs := []proc{agent("node-1"), agent("node-2"), {c: cl, name: "controller"}}
+	rss := map[string][]int{}
+	sample := func() {
+		for _, p := range procs {
+			rss[p.name] = append(rss[p.name], p.rssKiB()/1024)
+		}
+	}
+	sample()
+	pr := startProber()
+	start := time.Now()
+	tick := time.NewTicker(10 * time.Millisecond)
+	events, errs := 0, 0
+	for time.Since(start) < churn {
+		<-tick.C
+		i := events % podsN
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("p%05d", i)}}
+		patch := client.RawPatch("application/merge-patch+json", []byte(fmt.Sprintf(`{"metadata":{"labels":{"gen":"%d"}}}`, events)))
+		if err := cl.Client.Patch(ctx, p, patch); err != nil {
+			errs++
+		}
+		events++
+		if events%1000 == 0 {
+			sample()
+		}
+	}
+	tick.Stop()
+	churnRate := float64(events) / time.Since(start).Seconds()
+	drainStart := time.Now()
+	ready := 0
+	for time.Since(drainStart) < pick(5*time.Minute, 2*time.Minute) {
+		var list palisadev1alpha1.ServiceIntentList
+		if err := cl.Client.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			t.Fatal(err)
+		}
+		ready = 0
+		for _, si := range list.Items {
+			if c := meta.FindStatusCondition(si.Status.Conditions, palisadev1alpha1.ConditionReady); c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == si.Generation {
+				ready++
+			}
+		}
+		if ready == intents {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	drain := time.Since(drainStart)
+	sample()
+	figs := pr.finish()
+	figs["setupSeconds"] = int(setupTime.Seconds())
+	figs["podEvents"], figs["podEventsPerSecond"], figs["podEventErrors"] = events, int(churnRate), errs
+	figs["intentsReady"] = fmt.Sprintf("%d/%d", ready, intents)
+	figs["drainAfterChurnMs"] = drain.Milliseconds()
+	for name, series := range rss {
+		figs["rssMiB-"+name] = series
+	}
+	for _, p := range procs {
+		figs["logErrors-"+p.name] = countErrors(filepath.Join(cl.Dir, "logs", p.name+".log"))
+	}
+	r.Figures = figs
+	if ready != intents {
+		t.Errorf("only %d of %d intents Ready after the churn", ready, intents)
+	}
+	if errs > 0 {
+		t.Errorf("%d pod updates failed", errs)
+	}
+	if figs["forbiddenSuccesses"].(int64) != 0 {
+		t.Errorf("forbidden successes: %v", figs["forbiddenSuccesses"])
+	}
+	// Leave the API lean for later runs of the cluster (none here).
+	_ = cl.Client.DeleteAllOf(ctx, &palisadev1alpha1.ServiceIntent{}, client.InNamespace(ns))
+}
+
+func countErrors(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return -1
+	}
+	n := 0
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, "\"level\":\"error\"") || strings.Contains(l, "ERROR") {
+			n++
+		}
+	}
+	return n
+}

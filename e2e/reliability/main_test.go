@@ -1,0 +1,367 @@
+//go:build reliability
+
+package reliability
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/vishvananda/netns"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/palisade-dev/palisade/dataplane/nft"
+	"github.com/palisade-dev/palisade/dataplane/policy"
+	"github.com/palisade-dev/palisade/dataplane/render"
+	"github.com/palisade-dev/palisade/e2e/framework"
+	"github.com/palisade-dev/palisade/internal/testenv"
+)
+
+var (
+	cl      *framework.Cluster
+	binDir  string
+	pods    = map[string]*framework.Pod{}
+	quick   = os.Getenv("RELIABILITY_QUICK") != ""
+	outDir  = envOr("RELIABILITY_OUT", filepath.Join(os.TempDir(), "palisade-reliability"))
+	started = time.Now()
+)
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func clusterDir() string { return filepath.Join(os.TempDir(), "palisade-reliability-cluster") }
+
+func TestMain(m *testing.M) { os.Exit(runMain(m)) }
+
+func runMain(m *testing.M) int {
+	ctrllog.SetLogger(logr.Discard())
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "reliability: needs root (network namespaces, netfilter)")
+		return 1
+	}
+	if err := framework.Down(clusterDir()); err != nil {
+		fmt.Fprintln(os.Stderr, "reliability: remove leftovers:", err)
+		return 1
+	}
+	_ = os.RemoveAll(outDir)
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	dir, err := os.MkdirTemp("", "palisade-reliability-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binDir = dir
+	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/agent", "./cmd/controller", "./hack/podserver", "./hack/local-cluster")
+	build.Dir = testenv.RepoRoot()
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "reliability: build: %v\n%s", err, out)
+		return 1
+	}
+	ctx := context.Background()
+	root := testenv.RepoRoot()
+	cl, err = framework.Up(ctx, framework.Config{
+		Dir: clusterDir(), Prefix: "prl", Nodes: 2, Backend: "nftables", BinDir: binDir,
+		AssetsDir: testenv.AssetsDir(), CRDDir: filepath.Join(root, "config", "crd", "bases"),
+		Log: func(f string, a ...any) { fmt.Fprintf(os.Stderr, "reliability: "+f+"\n", a...) },
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "reliability: up:", err)
+		return 1
+	}
+	code := func() int {
+		layout, err := cl.DeployNetpolLayout(ctx)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "reliability: layout:", err)
+			return 1
+		}
+		for _, p := range layout {
+			pods[p.Key()] = p
+		}
+		if err := applyBasePolicy(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "reliability: base policy:", err)
+			return 1
+		}
+		return m.Run()
+	}()
+	if err := cl.Down(); err != nil {
+		fmt.Fprintln(os.Stderr, "reliability: down:", err)
+		code = 1
+	}
+	if err := writeDoc(filepath.Join(root, "docs", "reliability.md")); err != nil {
+		fmt.Fprintln(os.Stderr, "reliability: write docs/reliability.md:", err)
+		code = 1
+	}
+	return code
+}
+
+// The probe pairs. x/a (node-1) is isolated by policy "base": it accepts
+// x/b (node-2) on TCP and UDP 80 and on the long-lived echo ports, nothing
+// else. x/c (node-1, same node as x/a) and y/b are denied; x/b on 81 is
+// denied. y/a -> z/a is unpoliced (allowed).
+const (
+	echoTCP = 7070
+	echoUDP = 7071
+)
+
+type pair struct {
+	From, To string
+	Port     framework.Port
+	Allowed  bool
+}
+
+var pairs = []pair{
+	{"x/b", "x/a", framework.Port{Port: 80, Protocol: corev1.ProtocolTCP}, true},
+	{"x/b", "x/a", framework.Port{Port: 80, Protocol: corev1.ProtocolUDP}, true},
+	{"y/a", "z/a", framework.Port{Port: 80, Protocol: corev1.ProtocolTCP}, true},
+	{"x/c", "x/a", framework.Port{Port: 80, Protocol: corev1.ProtocolTCP}, false},
+	{"x/c", "x/a", framework.Port{Port: 80, Protocol: corev1.ProtocolUDP}, false},
+	{"y/b", "x/a", framework.Port{Port: 80, Protocol: corev1.ProtocolTCP}, false},
+	{"x/b", "x/a", framework.Port{Port: 81, Protocol: corev1.ProtocolTCP}, false},
+	{"x/b", "x/a", framework.Port{Port: 81, Protocol: corev1.ProtocolUDP}, false},
+}
+
+func basePolicy(ports ...networkingv1.NetworkPolicyPort) *networkingv1.NetworkPolicy {
+	return &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "x", Name: "base"},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"pod": "a"}},
+			Ingress: []networkingv1.NetworkPolicyIngressRule{{
+				From:  []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"pod": "b"}}}},
+				Ports: ports,
+			}},
+		},
+	}
+}
+
+func npPort(proto corev1.Protocol, port int) networkingv1.NetworkPolicyPort {
+	p := intstr.FromInt(port)
+	return networkingv1.NetworkPolicyPort{Protocol: &proto, Port: &p}
+}
+
+func basePorts() []networkingv1.NetworkPolicyPort {
+	return []networkingv1.NetworkPolicyPort{
+		npPort(corev1.ProtocolTCP, 80), npPort(corev1.ProtocolUDP, 80),
+		npPort(corev1.ProtocolTCP, echoTCP), npPort(corev1.ProtocolUDP, echoUDP),
+	}
+}
+
+func applyBasePolicy(ctx context.Context) error {
+	if err := framework.ApplyObject(ctx, cl.Client, basePolicy(basePorts()...)); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		f, a := probeAll()
+		if f == 0 && a == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("base policy not enforced after 60s: %d forbidden successes, %d allowed failures", f, a)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func probeOne(p pair) bool {
+	return framework.ProbeOnce(pods[p.From], pods[p.To], p.Port, 400*time.Millisecond) == nil
+}
+
+// probeAll probes every pair once and returns forbidden successes and
+// allowed failures.
+func probeAll() (forbidden, allowedFail int) {
+	for _, p := range pairs {
+		if ok := probeOne(p); ok && !p.Allowed {
+			forbidden++
+		} else if !ok && p.Allowed {
+			allowedFail++
+		}
+	}
+	return
+}
+
+func nodeByName(name string) framework.NodeState {
+	n, ok := cl.Node(name)
+	if !ok {
+		panic("no node " + name)
+	}
+	return n
+}
+
+func agent(node string) proc {
+	return proc{c: cl, name: "agent-" + node, ns: nodeByName(node).Netns}
+}
+
+func inNetns(name string, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- err
+			return
+		}
+		target, err := netns.GetFromName(name)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer target.Close()
+		if err := netns.Set(target); err != nil {
+			errc <- err
+			return
+		}
+		ferr := fn()
+		if err := netns.Set(orig); err != nil {
+			errc <- err
+			return // the thread stays locked and dies
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}
+
+// agentReady tells whether the node's agent answers /readyz with 200.
+func agentReady(node string) bool {
+	ns := nodeByName(node).Netns
+	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{
+		DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var c net.Conn
+			err := inNetns(ns, func() (err error) {
+				c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
+				return err
+			})
+			return c, err
+		},
+	}}
+	resp, err := hc.Get("http://" + cl.State.AgentHealthAddress + "/readyz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// waitAgentReady polls /readyz every 20ms and returns how long it took.
+func waitAgentReady(t *testing.T, node string, timeout time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !agentReady(node) {
+		if time.Since(start) > timeout {
+			t.Fatalf("agent on %s not ready after %s", node, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// kernelTable is `nft list table inet palisade` of a node ("" when absent).
+func kernelTable(node string) string {
+	out, err := exec.Command("ip", "netns", "exec", nodeByName(node).Netns, "nft", "list", "table", "inet", render.TableName).CombinedOutput()
+	if err != nil {
+		return ""
+	}
+	return string(out)
+}
+
+// desiredTable programs the state the API objects ask of node into a
+// scratch namespace with the nftables backend and lists it: the ruleset a
+// correct agent must hold.
+func desiredTable(t *testing.T, node string) string {
+	t.Helper()
+	ctx := context.Background()
+	var podList corev1.PodList
+	var nsList corev1.NamespaceList
+	var npList networkingv1.NetworkPolicyList
+	for _, l := range []client.ObjectList{&podList, &nsList, &npList} {
+		if err := cl.Client.List(ctx, l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in := policy.Input{NodeName: node}
+	for i := range podList.Items {
+		in.Pods = append(in.Pods, policy.PodFromAPI(&podList.Items[i]))
+	}
+	for i := range nsList.Items {
+		in.Namespaces = append(in.Namespaces, policy.NamespaceFromAPI(&nsList.Items[i]))
+	}
+	for i := range npList.Items {
+		in.Policies = append(in.Policies, &npList.Items[i])
+	}
+	st := policy.Compute(in)
+	name := fmt.Sprintf("prl-scratch-%d", os.Getpid())
+	_ = exec.Command("ip", "netns", "del", name).Run()
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("scratch netns: %v\n%s", err, out)
+	}
+	defer exec.Command("ip", "netns", "del", name).Run()
+	h, err := netns.GetFromName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if _, err := nft.New(nft.WithNetNSFd(int(h))).Sync(ctx, &st); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("ip", "netns", "exec", name, "nft", "list", "table", "inet", render.TableName).CombinedOutput()
+	if err != nil {
+		t.Fatalf("list scratch table: %v\n%s", err, out)
+	}
+	return string(out)
+}
+
+// result is one scenario's figures, written to <outDir>/<id>.json.
+type result struct {
+	ID       string         `json:"id"`
+	Title    string         `json:"title"`
+	Measured string         `json:"measured"`
+	Outcome  string         `json:"outcome"` // pass, fail, not-run
+	Figures  map[string]any `json:"figures"`
+	Notes    []string       `json:"notes,omitempty"`
+	Quick    bool           `json:"quick"`
+	Duration string         `json:"duration"`
+}
+
+// record writes r when the test ends, with the outcome the test had.
+func record(t *testing.T, r *result) {
+	start := time.Now()
+	t.Cleanup(func() {
+		r.Quick = quick
+		r.Duration = time.Since(start).Round(time.Second).String()
+		if r.Outcome == "" {
+			r.Outcome = "pass"
+			if t.Failed() {
+				r.Outcome = "fail"
+			}
+		}
+		b, _ := json.MarshalIndent(r, "", "  ")
+		_ = os.WriteFile(filepath.Join(outDir, r.ID+".json"), b, 0o644)
+	})
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
