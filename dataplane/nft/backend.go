@@ -5,7 +5,6 @@ package nft
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 
@@ -69,11 +68,15 @@ func (b *Backend) Apply(_ context.Context, rs *render.Ruleset) (dataplane.Stats,
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	full := b.applied == nil
-	// Batch begin and end, the table messages of a rebuild, then every
-	// object of both rulesets.
-	need := budget{msgs: 5, bytes: 5 * msgOverhead}.plus(rulesetBudget(rs))
-	if !full {
-		need = need.plus(rulesetBudget(b.applied))
+	// Batch begin and end and the table messages of a rebuild, then every
+	// object a rebuild adds, or only what an update changes.
+	need := budget{msgs: 5, bytes: 5 * msgOverhead}
+	var p *plan
+	if full {
+		need = need.plus(rulesetBudget(rs))
+	} else {
+		p = diffRulesets(b.applied, rs)
+		need = need.plus(p.budget())
 	}
 	conn, err := nftables.New(withBudget(b.opts, need)...)
 	if err != nil {
@@ -84,7 +87,7 @@ func (b *Backend) Apply(_ context.Context, rs *render.Ruleset) (dataplane.Stats,
 	if full {
 		tx.rebuild(rs)
 	} else {
-		tx.update(b.applied, rs)
+		tx.send(p)
 	}
 	if err == nil {
 		err = tx.err
@@ -184,149 +187,4 @@ func (t *txn) addRules(c *render.Chain) {
 		}
 		t.conn.AddRule(&nftables.Rule{Table: table, Chain: ch, Exprs: ex})
 	}
-}
-
-// update sends only what differs between the applied ruleset and the
-// desired one. The order inside the batch matters to the kernel's
-// reference counting: element deletions (map entries jumping to chains about
-// to go), then chain flushes (rules referring to sets and chains about to
-// go), then deletions of chains and sets, then additions of chains, sets,
-// elements and finally rules.
-func (t *txn) update(old, next *render.Ruleset) {
-	oldChains := map[string]*render.Chain{}
-	for i := range old.Chains {
-		oldChains[old.Chains[i].Name] = &old.Chains[i]
-	}
-	nextChains := map[string]*render.Chain{}
-	for i := range next.Chains {
-		nextChains[next.Chains[i].Name] = &next.Chains[i]
-	}
-	oldSets := map[string]*render.Set{}
-	for i := range old.Sets {
-		oldSets[old.Sets[i].Name] = &old.Sets[i]
-	}
-	nextSets := map[string]*render.Set{}
-	for i := range next.Sets {
-		nextSets[next.Sets[i].Name] = &next.Sets[i]
-	}
-
-	type elemDiff struct {
-		set      *render.Set
-		add, del []render.Element
-	}
-	var diffs []elemDiff
-	for i := range next.Sets {
-		s := &next.Sets[i]
-		o := oldSets[s.Name]
-		if o == nil {
-			continue
-		}
-		if o.Kind != s.Kind {
-			t.fail(errors.New("set " + s.Name + " changed its type"))
-			return
-		}
-		add, del := diffElements(o.Elements, s.Elements)
-		if len(add)+len(del) > 0 {
-			diffs = append(diffs, elemDiff{set: s, add: add, del: del})
-		}
-	}
-
-	// 1. element deletions
-	for _, d := range diffs {
-		if len(d.del) > 0 {
-			if err := deleteElements(t.conn, setObject(d.set), elements(d.set, d.del)); err != nil {
-				t.fail(fmt.Errorf("delete elements of %s: %w", d.set.Name, err))
-			}
-		}
-	}
-	// 2. flush changed and removed chains
-	var changed []*render.Chain
-	for i := range next.Chains {
-		c := &next.Chains[i]
-		if o := oldChains[c.Name]; o != nil && !sameRules(o, c) {
-			t.conn.FlushChain(chainObject(o))
-			changed = append(changed, c)
-		}
-	}
-	for i := range old.Chains {
-		c := &old.Chains[i]
-		if nextChains[c.Name] == nil {
-			t.conn.FlushChain(chainObject(c))
-		}
-	}
-	// 3. delete removed chains and sets
-	for i := range old.Chains {
-		c := &old.Chains[i]
-		if nextChains[c.Name] == nil {
-			t.conn.DelChain(chainObject(c))
-		}
-	}
-	for i := range old.Sets {
-		s := &old.Sets[i]
-		if nextSets[s.Name] == nil {
-			t.conn.DelSet(setObject(s))
-		}
-	}
-	// 4. add new chains, then new sets (map elements may jump to new chains)
-	var added []*render.Chain
-	for i := range next.Chains {
-		c := &next.Chains[i]
-		if oldChains[c.Name] == nil {
-			t.conn.AddChain(chainObject(c))
-			added = append(added, c)
-		}
-	}
-	for i := range next.Sets {
-		s := &next.Sets[i]
-		if oldSets[s.Name] == nil {
-			t.addSet(s)
-		}
-	}
-	// 5. element additions
-	for _, d := range diffs {
-		if len(d.add) > 0 {
-			if err := addElements(t.conn, setObject(d.set), elements(d.set, d.add)); err != nil {
-				t.fail(fmt.Errorf("add elements to %s: %w", d.set.Name, err))
-			}
-		}
-	}
-	// 6. rules of new and changed chains
-	for _, c := range added {
-		t.addRules(c)
-	}
-	for _, c := range changed {
-		t.addRules(c)
-	}
-}
-
-func sameRules(a, b *render.Chain) bool {
-	if a.Hook != b.Hook || a.Priority != b.Priority || len(a.Rules) != len(b.Rules) {
-		return false
-	}
-	for i := range a.Rules {
-		if a.Rules[i] != b.Rules[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func diffElements(old, next []render.Element) (add, del []render.Element) {
-	in := map[render.Element]bool{}
-	for _, e := range old {
-		in[e] = true
-	}
-	want := map[render.Element]bool{}
-	for _, e := range next {
-		want[e] = true
-		if !in[e] {
-			add = append(add, e)
-		}
-	}
-	for _, e := range old {
-		if !want[e] {
-			del = append(del, e)
-		}
-	}
-	return add, del
 }

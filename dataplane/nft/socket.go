@@ -61,23 +61,37 @@ func (b budget) plus(o budget) budget { return budget{msgs: b.msgs + o.msgs, byt
 func rulesetBudget(rs *render.Ruleset) budget {
 	var b budget
 	for i := range rs.Chains {
-		c := &rs.Chains[i]
-		// The chain itself and its flush.
-		b.msgs += 2
-		b.bytes += 2 * msgOverhead
-		for j := range c.Rules {
-			b.msgs++
-			b.bytes += msgOverhead + exprBound*ruleExprBound(&c.Rules[j])
-		}
+		b = b.plus(chainBudget(&rs.Chains[i]))
 	}
 	for i := range rs.Sets {
-		s := &rs.Sets[i]
+		b = b.plus(setBudget(&rs.Sets[i]))
+	}
+	return b
+}
+
+// chainBudget bounds adding (or flushing and deleting) a chain with its
+// rules.
+func chainBudget(c *render.Chain) budget {
+	// The chain itself and its flush.
+	b := budget{msgs: 2, bytes: 2 * msgOverhead}
+	for j := range c.Rules {
 		b.msgs++
-		b.bytes += msgOverhead
-		for _, part := range elementChunks(elements(s, s.Elements)) {
-			b.msgs++
-			b.bytes += msgOverhead + elementListBytes(part)
-		}
+		b.bytes += msgOverhead + exprBound*ruleExprBound(&c.Rules[j])
+	}
+	return b
+}
+
+// setBudget bounds adding (or deleting) a set with its elements.
+func setBudget(s *render.Set) budget {
+	return budget{msgs: 1, bytes: msgOverhead}.plus(elementsBudget(elements(s, s.Elements)))
+}
+
+// elementsBudget bounds adding (or deleting) encoded elements.
+func elementsBudget(es []nftables.SetElement) budget {
+	var b budget
+	for _, part := range elementChunks(es) {
+		b.msgs++
+		b.bytes += msgOverhead + elementListBytes(part)
 	}
 	return b
 }

@@ -93,6 +93,9 @@ func TestBudgetCoversBatch(t *testing.T) {
 		{"rebuild", budget{msgs: 5, bytes: 5 * msgOverhead}.plus(rulesetBudget(big)), func(tx *txn) { tx.rebuild(big) }},
 		{"grow", budget{msgs: 5, bytes: 5 * msgOverhead}.plus(rulesetBudget(big)).plus(rulesetBudget(small)), func(tx *txn) { tx.update(small, big) }},
 		{"shrink", budget{msgs: 5, bytes: 5 * msgOverhead}.plus(rulesetBudget(big)).plus(rulesetBudget(small)), func(tx *txn) { tx.update(big, small) }},
+		// What Apply reserves for an update: the plan's own budget.
+		{"grow/plan", budget{msgs: 5, bytes: 5 * msgOverhead}.plus(diffRulesets(small, big).budget()), func(tx *txn) { tx.update(small, big) }},
+		{"shrink/plan", budget{msgs: 5, bytes: 5 * msgOverhead}.plus(diffRulesets(big, small).budget()), func(tx *txn) { tx.update(big, small) }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
@@ -42,8 +42,8 @@ func Compute(in Input) State {
 	}
 	slices.SortStableFunc(policies, func(a, b entry) int { return cmp.Compare(a.key, b.key) })
 
-	ingressOf := map[*Pod][]string{}
-	egressOf := map[*Pod][]string{}
+	ingressOf := map[*podRef][]string{}
+	egressOf := map[*podRef][]string{}
 	for _, e := range policies {
 		np, key := e.np, e.key
 		ingressIso, egressIso := policyTypes(np)
@@ -101,44 +101,16 @@ func Compute(in Input) State {
 }
 
 type computer struct {
-	in       Input
-	nsLabels map[string]labels.Set
-	// peers are the pods that can be peers: not hostNetwork, not finished,
-	// with an IP. locals are those of them on this node.
-	peers  []*Pod
-	locals []*Pod
-	byIP   map[netip.Addr]*Pod
+	in Input
+	*podIndex
+	selectors selectorCache
+	// allAddrs are the addresses of every peer, built on first use (egress
+	// named ports of rules open to every destination).
+	allAddrs []addrPod
 }
 
 func newComputer(in Input) *computer {
-	c := &computer{in: in, nsLabels: map[string]labels.Set{}, byIP: map[netip.Addr]*Pod{}}
-	for _, ns := range in.Namespaces {
-		c.nsLabels[ns.Name] = labels.Set(ns.Labels)
-	}
-	for i := range in.Pods {
-		p := &in.Pods[i]
-		if p.HostNetwork || p.Finished || len(validIPs(p.IPs)) == 0 {
-			continue
-		}
-		c.peers = append(c.peers, p)
-		for _, ip := range validIPs(p.IPs) {
-			c.byIP[ip] = p
-		}
-		if p.NodeName == in.NodeName && in.NodeName != "" {
-			c.locals = append(c.locals, p)
-		}
-	}
-	return c
-}
-
-func validIPs(ips []netip.Addr) []netip.Addr {
-	out := make([]netip.Addr, 0, len(ips))
-	for _, ip := range ips {
-		if ip.IsValid() {
-			out = append(out, ip.Unmap())
-		}
-	}
-	return out
+	return &computer{in: in, podIndex: newPodIndex(in), selectors: selectorCache{}}
 }
 
 func policyKey(np *networkingv1.NetworkPolicy) string {
@@ -165,13 +137,10 @@ func policyTypes(np *networkingv1.NetworkPolicy) (ingress, egress bool) {
 	return ingress, egress
 }
 
-func (c *computer) selectTargets(np *networkingv1.NetworkPolicy) ([]*Pod, error) {
-	sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
-	var out []*Pod
-	for _, p := range c.locals {
-		if p.Namespace != np.Namespace {
-			continue
-		}
+func (c *computer) selectTargets(np *networkingv1.NetworkPolicy) ([]*podRef, error) {
+	sel, err := c.selectors.convert(&np.Spec.PodSelector)
+	var out []*podRef
+	for _, p := range c.locals[np.Namespace] {
 		if err != nil || sel.Matches(labels.Set(p.Labels)) {
 			out = append(out, p)
 		}
@@ -182,25 +151,25 @@ func (c *computer) selectTargets(np *networkingv1.NetworkPolicy) ([]*Pod, error)
 	return out, nil
 }
 
-func (c *computer) ingressRule(np *networkingv1.NetworkPolicy, key string, i int, r networkingv1.NetworkPolicyIngressRule, targets []*Pod) (Rule, []error) {
-	path := fmt.Sprintf("spec.ingress[%d]", i)
-	peers, _, errs := c.resolvePeers(np.Namespace, Ingress, path+".from", r.From)
-	ports, named, perrs := resolvePorts(path+".ports", r.Ports)
+func (c *computer) ingressRule(np *networkingv1.NetworkPolicy, key string, i int, r networkingv1.NetworkPolicyIngressRule, targets []*podRef) (Rule, []error) {
+	path := func() string { return fmt.Sprintf("spec.ingress[%d]", i) }
+	ports, named, perrs := resolvePorts(func() string { return path() + ".ports" }, r.Ports)
+	peers, _, errs := c.resolvePeers(np.Namespace, Ingress, func() string { return path() + ".from" }, r.From, false)
 	errs = append(errs, perrs...)
 	if len(named) > 0 {
-		ports.NamedID = shortHash("named", key, string(Ingress), fmt.Sprint(i))
+		ports.NamedID = shortHash("named", key, string(Ingress), strconv.Itoa(i))
 		ports.Named = resolveNamed(named, targetAddrs(targets))
 	}
 	return Rule{Peers: peers, Ports: ports}, errs
 }
 
 func (c *computer) egressRule(np *networkingv1.NetworkPolicy, key string, i int, r networkingv1.NetworkPolicyEgressRule) (Rule, []error) {
-	path := fmt.Sprintf("spec.egress[%d]", i)
-	peers, dests, errs := c.resolvePeers(np.Namespace, Egress, path+".to", r.To)
-	ports, named, perrs := resolvePorts(path+".ports", r.Ports)
+	path := func() string { return fmt.Sprintf("spec.egress[%d]", i) }
+	ports, named, perrs := resolvePorts(func() string { return path() + ".ports" }, r.Ports)
+	peers, dests, errs := c.resolvePeers(np.Namespace, Egress, func() string { return path() + ".to" }, r.To, len(named) > 0)
 	errs = append(errs, perrs...)
 	if len(named) > 0 {
-		ports.NamedID = shortHash("named", key, string(Egress), fmt.Sprint(i))
+		ports.NamedID = shortHash("named", key, string(Egress), strconv.Itoa(i))
 		ports.Named = resolveNamed(named, dests)
 	}
 	return Rule{Peers: peers, Ports: ports}, errs
@@ -212,79 +181,96 @@ type addrPod struct {
 	pod *Pod
 }
 
-func targetAddrs(pods []*Pod) []addrPod {
+func targetAddrs(pods []*podRef) []addrPod {
 	var out []addrPod
 	for _, p := range pods {
-		for _, ip := range validIPs(p.IPs) {
-			out = append(out, addrPod{ip, p})
+		for _, ip := range p.ips {
+			out = append(out, addrPod{ip, p.Pod})
 		}
 	}
 	return out
 }
 
-// resolvePeers returns the peers of a from/to list and the cluster pod
-// addresses among them (the candidates for egress named ports).
-func (c *computer) resolvePeers(ns string, dir Direction, path string, list []networkingv1.NetworkPolicyPeer) (Peers, []addrPod, []error) {
+// resolvePeers returns the peers of a from/to list and, when wantDests is
+// set, the cluster pod addresses among them (the candidates for egress named
+// ports). path is called only to name a malformed part.
+func (c *computer) resolvePeers(ns string, dir Direction, path func() string, list []networkingv1.NetworkPolicyPeer, wantDests bool) (Peers, []addrPod, []error) {
 	if len(list) == 0 {
-		return Peers{All: true}, targetAddrs(c.peers), nil
+		if !wantDests {
+			return Peers{All: true}, nil, nil
+		}
+		if c.allAddrs == nil {
+			c.allAddrs = targetAddrs(c.peers)
+		}
+		return Peers{All: true}, c.allAddrs, nil
 	}
 	raw, _ := json.Marshal(list)
 	peers := Peers{ID: shortHash("peers", ns, string(dir), string(raw))}
 	var ranges, blocks []IPRange
 	var errs []error
-	var pods []*Pod
+	var pods []*podRef
 	for i, p := range list {
-		ppath := fmt.Sprintf("%s[%d]", path, i)
+		ppath := func() string { return fmt.Sprintf("%s[%d]", path(), i) }
 		switch {
 		case p.IPBlock != nil && (p.PodSelector != nil || p.NamespaceSelector != nil):
-			errs = append(errs, fmt.Errorf("%s: ipBlock together with a selector (matching nothing)", ppath))
+			errs = append(errs, fmt.Errorf("%s: ipBlock together with a selector (matching nothing)", ppath()))
 		case p.IPBlock != nil:
 			rs, err := ipBlockRanges(p.IPBlock)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s.ipBlock: %w (matching nothing)", ppath, err))
+				errs = append(errs, fmt.Errorf("%s.ipBlock: %w (matching nothing)", ppath(), err))
 				continue
 			}
 			blocks = append(blocks, rs...)
 		case p.PodSelector == nil && p.NamespaceSelector == nil:
-			errs = append(errs, fmt.Errorf("%s: no podSelector, namespaceSelector or ipBlock (matching nothing)", ppath))
+			errs = append(errs, fmt.Errorf("%s: no podSelector, namespaceSelector or ipBlock (matching nothing)", ppath()))
 		default:
-			sel, err := c.selectPeers(ns, p)
+			sel, err := c.selectPeerPods(ns, p)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w (matching nothing)", ppath, err))
+				errs = append(errs, fmt.Errorf("%s: %w (matching nothing)", ppath(), err))
 				continue
 			}
 			pods = append(pods, sel...)
 		}
 	}
 	blocks = MergeRanges(blocks)
+	for _, p := range pods {
+		for _, ip := range p.ips {
+			// Repeated addresses merge in MergeRanges.
+			ranges = append(ranges, AddrRange(ip))
+		}
+	}
+	peers.Ranges = MergeRanges(append(ranges, blocks...))
+	if !wantDests {
+		return peers, nil, errs
+	}
 	seen := map[netip.Addr]bool{}
 	var dests []addrPod
 	for _, p := range pods {
-		for _, ip := range validIPs(p.IPs) {
+		for _, ip := range p.ips {
 			if !seen[ip] {
 				seen[ip] = true
-				ranges = append(ranges, AddrRange(ip))
-				dests = append(dests, addrPod{ip, p})
+				dests = append(dests, addrPod{ip, p.Pod})
 			}
 		}
 	}
 	// Cluster pods inside an ipBlock are destinations too, for named ports.
-	for _, p := range c.peers {
-		for _, ip := range validIPs(p.IPs) {
-			if !seen[ip] && rangesContain(blocks, ip) {
-				seen[ip] = true
-				dests = append(dests, addrPod{ip, p})
+	if len(blocks) > 0 {
+		for _, p := range c.peers {
+			for _, ip := range p.ips {
+				if !seen[ip] && rangesContain(blocks, ip) {
+					seen[ip] = true
+					dests = append(dests, addrPod{ip, p.Pod})
+				}
 			}
 		}
 	}
-	peers.Ranges = MergeRanges(append(ranges, blocks...))
 	return peers, dests, errs
 }
 
-func (c *computer) selectPeers(ns string, p networkingv1.NetworkPolicyPeer) ([]*Pod, error) {
+func (c *computer) selectPeerPods(ns string, p networkingv1.NetworkPolicyPeer) ([]*podRef, error) {
 	podSel := labels.Everything()
 	if p.PodSelector != nil {
-		s, err := metav1.LabelSelectorAsSelector(p.PodSelector)
+		s, err := c.selectors.convert(p.PodSelector)
 		if err != nil {
 			return nil, fmt.Errorf("podSelector: %w", err)
 		}
@@ -292,26 +278,13 @@ func (c *computer) selectPeers(ns string, p networkingv1.NetworkPolicyPeer) ([]*
 	}
 	var nsSel labels.Selector
 	if p.NamespaceSelector != nil {
-		s, err := metav1.LabelSelectorAsSelector(p.NamespaceSelector)
+		s, err := c.selectors.convert(p.NamespaceSelector)
 		if err != nil {
 			return nil, fmt.Errorf("namespaceSelector: %w", err)
 		}
 		nsSel = s
 	}
-	var out []*Pod
-	for _, pod := range c.peers {
-		if nsSel == nil {
-			if pod.Namespace != ns {
-				continue
-			}
-		} else if !nsSel.Matches(c.nsLabels[pod.Namespace]) {
-			continue
-		}
-		if podSel.Matches(labels.Set(pod.Labels)) {
-			out = append(out, pod)
-		}
-	}
-	return out, nil
+	return c.selectPeers(ns, nsSel, podSel), nil
 }
 
 func ipBlockRanges(b *networkingv1.IPBlock) ([]IPRange, error) {
@@ -359,7 +332,7 @@ type namedSpec struct {
 	proto corev1.Protocol
 }
 
-func resolvePorts(path string, list []networkingv1.NetworkPolicyPort) (Ports, []namedSpec, []error) {
+func resolvePorts(path func() string, list []networkingv1.NetworkPolicyPort) (Ports, []namedSpec, []error) {
 	if len(list) == 0 {
 		return Ports{All: true}, nil, nil
 	}
@@ -367,13 +340,13 @@ func resolvePorts(path string, list []networkingv1.NetworkPolicyPort) (Ports, []
 	var named []namedSpec
 	var errs []error
 	for i, p := range list {
-		ppath := fmt.Sprintf("%s[%d]", path, i)
+		ppath := func() string { return fmt.Sprintf("%s[%d]", path(), i) }
 		proto := corev1.ProtocolTCP
 		if p.Protocol != nil {
 			proto = *p.Protocol
 		}
 		if _, ok := ProtocolNumber(proto); !ok {
-			errs = append(errs, fmt.Errorf("%s.protocol: unsupported %q (matching nothing)", ppath, proto))
+			errs = append(errs, fmt.Errorf("%s.protocol: unsupported %q (matching nothing)", ppath(), proto))
 			continue
 		}
 		switch {
@@ -381,7 +354,7 @@ func resolvePorts(path string, list []networkingv1.NetworkPolicyPort) (Ports, []
 			out.Ranges = append(out.Ranges, PortRange{Protocol: proto, First: 0, Last: 65535})
 		case p.Port.Type == intstr.String:
 			if p.EndPort != nil {
-				errs = append(errs, fmt.Errorf("%s.endPort: not allowed with a named port (matching nothing)", ppath))
+				errs = append(errs, fmt.Errorf("%s.endPort: not allowed with a named port (matching nothing)", ppath()))
 				continue
 			}
 			named = append(named, namedSpec{name: p.Port.StrVal, proto: proto})
@@ -391,7 +364,7 @@ func resolvePorts(path string, list []networkingv1.NetworkPolicyPort) (Ports, []
 				last = *p.EndPort
 			}
 			if first < 1 || first > 65535 || last < first || last > 65535 {
-				errs = append(errs, fmt.Errorf("%s: invalid port range %d-%d (matching nothing)", ppath, first, last))
+				errs = append(errs, fmt.Errorf("%s: invalid port range %d-%d (matching nothing)", ppath(), first, last))
 				continue
 			}
 			out.Ranges = append(out.Ranges, PortRange{Protocol: proto, First: uint16(first), Last: uint16(last)})
@@ -473,7 +446,7 @@ func stripAudit(pols []string) []string {
 	return slices.DeleteFunc(pols, IsAuditKey)
 }
 
-func buildGroups(of map[*Pod][]string) []Group {
+func buildGroups(of map[*podRef][]string) []Group {
 	byKey := map[string]*Group{}
 	for pod, pols := range of {
 		pols = stripAudit(pols)
@@ -486,7 +459,7 @@ func buildGroups(of map[*Pod][]string) []Group {
 			byKey[k] = g
 		}
 		g.Pods = append(g.Pods, pod.Namespace+"/"+pod.Name)
-		g.IPs = append(g.IPs, validIPs(pod.IPs)...)
+		g.IPs = append(g.IPs, pod.ips...)
 	}
 	out := make([]Group, 0, len(byKey))
 	for _, g := range byKey {

@@ -4,8 +4,8 @@ import (
 	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/palisade-dev/palisade/dataplane/policy"
@@ -16,8 +16,8 @@ import (
 // options give deeply equal rulesets.
 func Render(st *policy.State, opts ...Option) *Ruleset {
 	o := Resolve(opts...)
-	r := &renderer{sets: map[string]*Set{}, log: o.Log}
-	policyChains := map[string]bool{}
+	r := &renderer{sets: map[string]*Set{}, log: o.Log, chainNames: map[dirKey]string{}}
+	policyChains := map[dirKey]bool{}
 
 	egressChain, ingressChain, inputChain := BaseChains[0], BaseChains[1], BaseChains[2]
 	egressChain.Rules = dispatchRules(MapEgress4, MapEgress6, false)
@@ -46,9 +46,9 @@ func Render(st *policy.State, opts ...Option) *Ruleset {
 			}
 			gc.Rules = append(gc.Rules, Rule{CtState: CtInvalid, Verdict: final})
 			for _, key := range g.Policies {
-				name := policyChainName(dir, key)
+				name := r.policyChainName(dir, key)
 				gc.Rules = append(gc.Rules, Rule{Verdict: Jump, Target: name})
-				policyChains[string(dir)+"\x00"+key] = true
+				policyChains[dirKey{dir, key}] = true
 			}
 			if l, ok := r.logAction(logged, dir, g.Policies); ok {
 				gc.Rules = append(gc.Rules, Rule{Log: l})
@@ -67,14 +67,14 @@ func Render(st *policy.State, opts ...Option) *Ruleset {
 
 	for _, pr := range st.Policies {
 		for _, dir := range []policy.Direction{policy.Ingress, policy.Egress} {
-			if !policyChains[string(dir)+"\x00"+pr.Key] {
+			if !policyChains[dirKey{dir, pr.Key}] {
 				continue
 			}
 			rules := pr.Ingress
 			if dir == policy.Egress {
 				rules = pr.Egress
 			}
-			pc := Chain{Name: policyChainName(dir, pr.Key)}
+			pc := Chain{Name: r.policyChainName(dir, pr.Key)}
 			for _, rule := range rules {
 				pc.Rules = append(pc.Rules, r.policyRules(dir, rule)...)
 			}
@@ -84,7 +84,8 @@ func Render(st *policy.State, opts ...Option) *Ruleset {
 				// over the rate limit skips the log and is accepted all the
 				// same (a limit in the accepting rule itself would make such a
 				// packet fall through to the group's drop).
-				ac := Chain{Name: allowChainName(dir, pr.Key), Rules: []Rule{{Log: l}, {Verdict: Accept}}}
+				// The allow chain is named after the policy chain.
+				ac := Chain{Name: "a" + pc.Name, Rules: []Rule{{Log: l}, {Verdict: Accept}}}
 				for i := range pc.Rules {
 					if pc.Rules[i].Verdict == Accept {
 						pc.Rules[i].Verdict, pc.Rules[i].Target = Jump, ac.Name
@@ -112,6 +113,25 @@ type renderer struct {
 	chains []Chain
 	sets   map[string]*Set
 	log    LogOptions
+	// chainNames memoizes policyChainName: every group of a policy names
+	// its chain.
+	chainNames map[dirKey]string
+}
+
+// dirKey is a policy key in one direction.
+type dirKey struct {
+	dir policy.Direction
+	key string
+}
+
+func (r *renderer) policyChainName(dir policy.Direction, key string) string {
+	k := dirKey{dir, key}
+	if n, ok := r.chainNames[k]; ok {
+		return n
+	}
+	n := policyChainName(dir, key)
+	r.chainNames[k] = n
+	return n
 }
 
 // logAction is the log statement for a decision, unless logging is off.
@@ -197,7 +217,7 @@ func (r *renderer) policyRules(dir policy.Direction, rule policy.Rule) []Rule {
 }
 
 func (r *renderer) peerSet(fam Family, p policy.Peers) string {
-	name := fmt.Sprintf("peer%d-%s", fam, short(p.ID))
+	name := "peer" + strconv.Itoa(int(fam)) + "-" + short(p.ID)
 	if r.sets[name] != nil {
 		return name
 	}
@@ -215,14 +235,20 @@ func (r *renderer) peerSet(fam Family, p policy.Peers) string {
 }
 
 func (r *renderer) portSet(ranges []policy.PortRange) string {
-	var elems []Element
-	var b strings.Builder
+	elems := make([]Element, 0, len(ranges))
+	// The name hashes "proto:first-last," for each range.
+	b := make([]byte, 0, 16*len(ranges))
 	for _, pr := range ranges {
 		proto, _ := policy.ProtocolNumber(pr.Protocol)
 		elems = append(elems, Element{Proto: proto, Port: pr.First, PortLast: pr.Last})
-		fmt.Fprintf(&b, "%d:%d-%d,", proto, pr.First, pr.Last)
+		b = strconv.AppendUint(b, uint64(proto), 10)
+		b = append(b, ':')
+		b = strconv.AppendUint(b, uint64(pr.First), 10)
+		b = append(b, '-')
+		b = strconv.AppendUint(b, uint64(pr.Last), 10)
+		b = append(b, ',')
 	}
-	name := "ports-" + short(hash(b.String()))
+	name := "ports-" + short(hash(string(b)))
 	if r.sets[name] == nil {
 		r.sets[name] = &Set{Name: name, Kind: SetProtoPort, Elements: elems}
 	}
@@ -230,7 +256,7 @@ func (r *renderer) portSet(ranges []policy.PortRange) string {
 }
 
 func (r *renderer) namedSet(fam Family, p policy.Ports) string {
-	name := fmt.Sprintf("named%d-%s", fam, short(p.NamedID))
+	name := "named" + strconv.Itoa(int(fam)) + "-" + short(p.NamedID)
 	if r.sets[name] != nil {
 		return name
 	}
@@ -249,11 +275,17 @@ func (r *renderer) namedSet(fam Family, p policy.Ports) string {
 }
 
 func sortElements(s *Set) {
-	slices.SortFunc(s.Elements, compareElements)
-	s.Elements = slices.CompactFunc(s.Elements, func(a, b Element) bool { return compareElements(a, b) == 0 })
+	// Peer sets come from sorted ranges: most need no sorting.
+	if !slices.IsSortedFunc(s.Elements, CompareElements) {
+		slices.SortFunc(s.Elements, CompareElements)
+	}
+	s.Elements = slices.CompactFunc(s.Elements, func(a, b Element) bool { return CompareElements(a, b) == 0 })
 }
 
-func compareElements(a, b Element) int {
+// CompareElements is the order of Set.Elements in a rendered ruleset (a
+// total order: 0 only for equal elements), which lets backends diff two
+// sets in one merge pass.
+func CompareElements(a, b Element) int {
 	return cmp.Or(a.Addr.Compare(b.Addr), cmp.Compare(a.Proto, b.Proto), cmp.Compare(a.Port, b.Port),
 		a.AddrLast.Compare(b.AddrLast), cmp.Compare(a.PortLast, b.PortLast), cmp.Compare(a.Jump, b.Jump))
 }
@@ -263,18 +295,13 @@ func compareElements(a, b Element) int {
 func groupChainName(dir policy.Direction, policies []string) string {
 	tail := policies[0]
 	if len(policies) > 1 {
-		tail += fmt.Sprintf("_and_%d", len(policies)-1)
+		tail += "_and_" + strconv.Itoa(len(policies)-1)
 	}
-	return fmt.Sprintf("%s-%s-%s", dirPrefix(dir), short(hash(strings.Join(policies, "\x00"))), readable(tail, 64))
+	return dirPrefix(dir) + "-" + short(hash(strings.Join(policies, "\x00"))) + "-" + readable(tail, 64)
 }
 
 func policyChainName(dir policy.Direction, key string) string {
-	return fmt.Sprintf("p%s-%s-%s", dirPrefix(dir), short(hash(key)), readable(key, 96))
-}
-
-// allowChainName names the chain that logs and accepts what a policy allows.
-func allowChainName(dir policy.Direction, key string) string {
-	return "a" + policyChainName(dir, key)
+	return "p" + dirPrefix(dir) + "-" + short(hash(key)) + "-" + readable(key, 96)
 }
 
 // readable is the readable tail of a chain name: nft's grammar takes no
@@ -290,9 +317,11 @@ func dirPrefix(dir policy.Direction) string {
 	return "in"
 }
 
+// hash is the hex SHA-256 of s, cut to what short keeps (every caller
+// shortens it).
 func hash(s string) string {
 	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:])
+	return hex.EncodeToString(sum[:5])
 }
 
 func short(h string) string {
