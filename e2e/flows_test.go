@@ -74,6 +74,10 @@ func flowsObservedVersusAllowed(t *testing.T, e *env) {
 	}
 	start := time.Now()
 	si = e.waitIntent(t, "x", "web", "caller b observed and x/c listed as Dropped", func(si *palisadev1alpha1.ServiceIntent) bool {
+		// Keep calling: the kernel logs at a bounded rate per rule, and the
+		// probe matrix that just ran may have used up the burst.
+		_ = framework.ProbeOnce(xc, xa, tcp80, 100*time.Millisecond)
+		_ = framework.ProbeOnce(xb, xa, tcp80, time.Second)
 		return callerObserved(si, "b") && undeclared(si, "c", palisadev1alpha1.VerdictDropped) != nil
 	})
 	t.Logf("observed on status %v after the calls", time.Since(start).Round(100*time.Millisecond))
@@ -124,6 +128,7 @@ func flowsObservedVersusAllowed(t *testing.T, e *env) {
 		t.Fatalf("Audit mode: declared call x/b -> x/a: %v", err)
 	}
 	e.waitIntent(t, "x", "web", "x/c listed as Audited and the intent audited on n/n nodes", func(si *palisadev1alpha1.ServiceIntent) bool {
+		_ = framework.ProbeOnce(xc, xa, tcp80, time.Second)
 		en := si.Status.Enforcement
 		return undeclared(si, "c", palisadev1alpha1.VerdictAudited) != nil && callerObserved(si, "b") &&
 			en != nil && en.Generation == si.Generation && en.NodesProgrammed == en.NodesDesired && en.NodesDesired == 1

@@ -137,7 +137,16 @@ func RunDemo(ctx context.Context, c *Cluster, repoRoot string, w io.Writer) ([]D
 	}
 
 	say("waiting for the agents' flow reports to reach the intents' status (observed and undeclared callers)")
-	observedErr := waitUndeclared(ctx, c, "shop", "orders", "coupon-bot", 45*time.Second)
+	// Repeat the undeclared call while waiting: the kernel logs drops at a
+	// bounded rate, and one call may fall outside it.
+	poke := func() {
+		for _, call := range calls {
+			if !call.Declared {
+				_ = ProbeOnce(pods[call.From], pods[call.To], call.Port, 100*time.Millisecond)
+			}
+		}
+	}
+	observedErr := waitUndeclared(ctx, c, "shop", "orders", "coupon-bot", poke, 45*time.Second)
 
 	fmt.Fprintln(w)
 	say("kubectl get serviceintents -A -o wide")
@@ -179,8 +188,9 @@ func RunDemo(ctx context.Context, c *Cluster, repoRoot string, w io.Writer) ([]D
 // waitUndeclared waits until the intent lists the workload as an undeclared
 // caller: the flow went from the kernel's log through the node's report to
 // the controller.
-func waitUndeclared(ctx context.Context, c *Cluster, ns, name, workload string, timeout time.Duration) error {
+func waitUndeclared(ctx context.Context, c *Cluster, ns, name, workload string, poke func(), timeout time.Duration) error {
 	return waitFor(timeout, fmt.Sprintf("intent %s/%s to list %s as an undeclared caller", ns, name, workload), func() error {
+		poke()
 		var si v1alpha1.ServiceIntent
 		if err := c.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &si); err != nil {
 			return err
