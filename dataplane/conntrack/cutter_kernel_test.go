@@ -96,8 +96,9 @@ func TestCutKernel(t *testing.T) {
 	// data, its retransmission would be picked up mid-stream (tcp_loose)
 	// as a new server->client connection, which the server's ingress-only
 	// policy does not judge, and the client's packets would then pass as
-	// its replies. Closing that needs a ruleset rule (drop TCP pickups
-	// without SYN to or from policed pods); see docs/reliability.md.
+	// its replies. The ruleset drops such pickups to and from policed pods
+	// (kerneltest TestCutConnectionStaysCut); this test keeps to the simple
+	// case.
 	time.Sleep(300 * time.Millisecond)
 	sync(tightened)
 	start := time.Now()

@@ -14,8 +14,12 @@
 //	FORWARD  rule 1: -j PALISADE-FORWARD
 //	INPUT    rule 1: -j PALISADE-INPUT
 //
-//	PALISADE-FORWARD  ct RELATED,ESTABLISHED → RETURN; -j PALISADE-EGRESS; -j PALISADE-INGRESS
-//	PALISADE-INPUT    ct RELATED,ESTABLISHED → RETURN; (IPv6) neighbour discovery → RETURN; -j PALISADE-EGRESS
+//	PALISADE-FORWARD  ct RELATED,ESTABLISHED → RETURN; mid-stream; -j PALISADE-EGRESS; -j PALISADE-INGRESS
+//	PALISADE-INPUT    ct RELATED,ESTABLISHED → RETURN; mid-stream; (IPv6) neighbour discovery → RETURN; -j PALISADE-EGRESS
+//	  where mid-stream is: -m conntrack --ctstate NEW -p tcp ! --syn -j PALISADE-MIDSTREAM
+//	PALISADE-MIDSTREAM -j PALISADE-MS-SRC; -j PALISADE-MS-DST
+//	PALISADE-MS-SRC   -s <policed local pod IP> -j DROP          (dispatch on the source)
+//	PALISADE-MS-DST   -d <policed local pod IP> -j DROP          (dispatch on the destination)
 //	PALISADE-EGRESS   -s <local pod IP> -j PALISADE-EG-<group>   (dispatch on the source)
 //	PALISADE-INGRESS  -d <local pod IP> -j PALISADE-IN-<group>   (dispatch on the destination)
 //	PALISADE-EG-/IN-<hash>   one per group of pods selected by the same policies
@@ -33,6 +37,16 @@
 // beyond that the dispatch chain becomes a binary tree split on address
 // prefixes, so finding a pod's group costs O(log pods) rules rather than
 // O(pods). Pods in no group fall through and are not isolated.
+//
+// The mid-stream chains drop a TCP packet that conntrack calls new without
+// it being a pure SYN, to or from a pod some non-audit group isolates in
+// either direction (render.MidStreamRules says why: a connection the
+// conntrack cutter deleted would otherwise revive from the server's
+// retransmission). Without ipset the pods' addresses are rules, so
+// PALISADE-MS-SRC and PALISADE-MS-DST are dispatch chains built exactly like
+// PALISADE-EGRESS and PALISADE-INGRESS (the same tree beyond 16 addresses)
+// whose leaves drop: the cost per pod is the one the dispatch already pays,
+// and only new non-SYN TCP packets (rare) walk them.
 //
 // # Accept without ACCEPT: the mark bit
 //
@@ -99,7 +113,14 @@
 //     (kubernetes-sigs/kube-network-policies#65); replies are established.
 //   - Packets of connections that were allowed when they started
 //     (RELATED,ESTABLISHED) pass even after a policy change; upstream leaves
-//     this implementation-defined (kubernetes/website#43438).
+//     this implementation-defined (kubernetes/website#43438). Entries the
+//     conntrack cutter deletes stay deleted: the mid-stream chains keep a
+//     retransmission from starting a reversed entry. A policed pod's TCP
+//     connection whose entry is lost otherwise must reconnect.
+//   - The node's own packets to pods, mid-stream ones included, and UDP
+//     flows (no handshake tells a first packet from a later one): a cut
+//     connection with the node, or a cut UDP flow whose unjudged side sends
+//     first, can revive.
 //   - IPv6 neighbour discovery from a pod to the node (router solicitation,
 //     neighbour solicitation and advertisement) on INPUT: without it an
 //     egress-isolated IPv6 pod cannot resolve its gateway, nor answer the

@@ -27,12 +27,14 @@ const maxComment = 200
 func Render(st *policy.State, fam Family, markBit uint32, opts ...render.Option) *Ruleset {
 	r := &renderer{fam: fam, chains: map[string]*Chain{}, log: render.Resolve(opts...).Log}
 	est := Rule{CtState: "RELATED,ESTABLISHED", Target: Return}
+	midStream := Rule{CtState: "NEW", Proto: protoTCP, TCPNotSYN: true, Target: Jump, Chain: ChainMidStream}
 	forward := Chain{Name: ChainForward, Rules: []Rule{
 		est,
+		midStream,
 		{Target: Jump, Chain: ChainEgress},
 		{Target: Jump, Chain: ChainIngress},
 	}}
-	input := Chain{Name: ChainInput, Rules: []Rule{est}}
+	input := Chain{Name: ChainInput, Rules: []Rule{est, midStream}}
 	if fam == IPv6 {
 		// kubernetes-sigs/kube-network-policies#191: an egress-isolated
 		// pod must still resolve its gateway and answer the node.
@@ -50,6 +52,18 @@ func Render(st *policy.State, fam Family, markBit uint32, opts ...render.Option)
 	ingress := r.direction(policy.Ingress, st.Ingress, rules)
 	r.dispatch(ChainEgress, ChainEgress, false, egress)
 	r.dispatch(ChainIngress, ChainIngress, true, ingress)
+	r.chains[ChainMidStream] = &Chain{Name: ChainMidStream, Rules: []Rule{
+		{Target: Jump, Chain: ChainMidStreamSrc},
+		{Target: Jump, Chain: ChainMidStreamDst},
+	}}
+	var policed []dispatchEntry
+	for _, ip := range render.PolicedIPs(st) {
+		if r.ours(ip) {
+			policed = append(policed, dispatchEntry{ip: ip, drop: true})
+		}
+	}
+	r.dispatch(ChainMidStreamSrc, ChainMidStreamSrc, false, policed)
+	r.dispatch(ChainMidStreamDst, ChainMidStreamDst, true, slices.Clone(policed))
 
 	rs := &Ruleset{Family: fam, MarkBit: markBit}
 	rs.Chains = append(rs.Chains, forward, input, *r.chains[ChainEgress], *r.chains[ChainIngress])
@@ -84,6 +98,8 @@ type dispatchEntry struct {
 	ip    netip.Addr
 	chain string
 	note  string
+	// drop makes the leaf rule drop instead of jumping to chain.
+	drop bool
 }
 
 // direction renders the group and policy chains of one direction and
@@ -286,6 +302,9 @@ func (r *renderer) dispatch(base, name string, byDst bool, entries []dispatchEnt
 	if len(entries) <= dispatchLeaf {
 		for _, e := range entries {
 			rule := Rule{Comment: e.note, Target: Jump, Chain: e.chain}
+			if e.drop {
+				rule = Rule{Comment: e.note, Target: Drop}
+			}
 			if byDst {
 				rule.Dst = policy.AddrRange(e.ip)
 			} else {

@@ -34,6 +34,13 @@ const (
 	ChainInput   = ChainPrefix + "INPUT"
 	ChainEgress  = ChainPrefix + "EGRESS"
 	ChainIngress = ChainPrefix + "INGRESS"
+	// ChainMidStream drops TCP packets that would start a conntrack entry
+	// without being a SYN, to or from a policed pod (render.MidStreamRules
+	// says why): it jumps to two dispatch chains of the policed pods'
+	// addresses, by source and by destination, whose leaves drop.
+	ChainMidStream    = ChainPrefix + "MIDSTREAM"
+	ChainMidStreamSrc = ChainPrefix + "MS-SRC"
+	ChainMidStreamDst = ChainPrefix + "MS-DST"
 )
 
 // Hooks maps each built-in chain we hook to the chain its rule 1 jumps to.
@@ -105,9 +112,12 @@ type Rule struct {
 	DPorts []PortSpan
 	// ICMPv6Type matches an ICMPv6 type when Proto is 58.
 	ICMPv6Type uint8
-	Mark       MarkMatch
-	Comment    string
-	Target     Target
+	// TCPNotSYN (`! --syn`, Proto TCP) matches a TCP packet other than a
+	// pure SYN: its flags FIN,SYN,RST,ACK are not SYN alone.
+	TCPNotSYN bool
+	Mark      MarkMatch
+	Comment   string
+	Target    Target
 	// Chain is the target chain of a Jump or Goto.
 	Chain string
 	// Log is the NFLOG statement of a Log target, rate-limited with -m limit
@@ -172,6 +182,9 @@ func (r Rule) Args(markBit uint32) []string {
 	}
 	if r.Proto != 0 {
 		a = append(a, "-p", protoName(r.Proto))
+	}
+	if r.Proto == protoTCP && r.TCPNotSYN {
+		a = append(a, "!", "--syn")
 	}
 	switch {
 	case len(r.DPorts) == 1:

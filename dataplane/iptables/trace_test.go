@@ -17,21 +17,30 @@ func trace(rs *iptables.Ruleset, start string, p policy.Packet, mark uint32) boo
 // traceLogs is trace that also returns the NFLOG prefixes the packet met,
 // in order (the tracer assumes every log rule is under its rate limit).
 func traceLogs(rs *iptables.Ruleset, start string, p policy.Packet, mark uint32) (bool, []string) {
+	return traceSegment(rs, start, p, mark, false)
+}
+
+// traceSegment is traceLogs for a packet that conntrack calls new; when
+// midStream is set, a TCP one is not a pure SYN (a connection picked up in
+// the middle, see render.SegmentMidStream).
+func traceSegment(rs *iptables.Ruleset, start string, p policy.Packet, mark uint32, midStream bool) (bool, []string) {
 	t := tracer{rs: rs, p: p, mark: mark, proto: 1}
 	if n, ok := policy.ProtocolNumber(p.Protocol); ok {
 		t.proto = n
 	} else if p.Src.Is6() {
 		t.proto = 58
 	}
+	t.midStream = midStream && t.proto == 6
 	return !t.run(start, 0), t.logs
 }
 
 type tracer struct {
-	rs    *iptables.Ruleset
-	p     policy.Packet
-	proto uint8
-	mark  uint32
-	logs  []string
+	rs        *iptables.Ruleset
+	p         policy.Packet
+	proto     uint8
+	midStream bool
+	mark      uint32
+	logs      []string
 }
 
 // run returns true when the packet was dropped.
@@ -73,7 +82,10 @@ func (t *tracer) run(name string, depth int) bool {
 }
 
 func (t *tracer) matches(r iptables.Rule) bool {
-	if r.CtState != "" { // new connections only
+	if r.CtState != "" && r.CtState != "NEW" { // packets conntrack calls new only
+		return false
+	}
+	if r.TCPNotSYN && !t.midStream {
 		return false
 	}
 	if r.Src.First.IsValid() && !r.Src.Contains(t.p.Src) {

@@ -8,6 +8,12 @@
 //     the reachability it must give; the expectations are also checked
 //     against policytest.OracleAllows so that they stay honest.
 //   - invalid_test.go: conntrack-invalid segments are dropped for policed pods.
+//   - midstream_test.go: a connection cut by the conntrack cutter stays cut
+//     (TCP pickups without SYN to or from policed pods are dropped).
+//   - flowlog_test.go: the verdict log (NFLOG) of both backends, Audit mode
+//     and the log rate limit under a SYN flood.
+//   - agent_flows_test.go: agent, kernel and API server: flows reach the
+//     node's NodeFlowReport.
 //   - agent_test.go: the agent's sync loop against a real API server
 //     (envtest), policies created, changed and deleted through the API.
 //   - restart_test.go: agent restarts (in process, and the real binary killed

@@ -114,6 +114,19 @@ func ruleExprs(r *render.Rule) ([]expr.Any, error) {
 		ex = append(ex, ctStateIn(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED)...)
 	case render.CtInvalid:
 		ex = append(ex, ctStateIn(expr.CtStateBitINVALID)...)
+	case render.CtNew:
+		ex = append(ex, ctStateIn(expr.CtStateBitNEW)...)
+	}
+	if r.TCPNotSYN {
+		// `tcp flags & (fin | syn | rst | ack) != syn`: the flags byte is
+		// at offset 13 of the TCP header.
+		ex = append(ex,
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{unix.IPPROTO_TCP}},
+			&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
+			&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 1,
+				Mask: []byte{tcpFIN | tcpSYN | tcpRST | tcpACK}, Xor: []byte{0}},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: []byte{tcpSYN}})
 	}
 	if r.ICMPv6Type != 0 {
 		ex = append(ex,
@@ -181,6 +194,14 @@ func ruleExprs(r *render.Rule) ([]expr.Any, error) {
 	}
 	return ex, nil
 }
+
+// TCP header flag bits.
+const (
+	tcpFIN = 0x01
+	tcpSYN = 0x02
+	tcpRST = 0x04
+	tcpACK = 0x10
+)
 
 func ctStateIn(bits uint32) []expr.Any {
 	return []expr.Any{

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,11 +25,25 @@ func Render(st *policy.State, opts ...Option) *Ruleset {
 	ingressChain.Rules = dispatchRules(MapIngress4, MapIngress6, true)
 	inputChain.Rules = dispatchRules(MapEgress4, MapEgress6, false)
 	inputChain.Rules = slices.Insert(inputChain.Rules, 1, neighbourDiscovery()...)
+	// The first base chain of each hook drops mid-stream TCP packets of
+	// policed pods, right after the established accept.
+	egressChain.Rules = slices.Insert(egressChain.Rules, 1, MidStreamRules()...)
+	inputChain.Rules = slices.Insert(inputChain.Rules, 1, MidStreamRules()...)
 	r.chains = []Chain{egressChain, ingressChain, inputChain}
 	r.sets[MapIngress4] = &Set{Name: MapIngress4, Kind: MapAddr4}
 	r.sets[MapIngress6] = &Set{Name: MapIngress6, Kind: MapAddr6}
 	r.sets[MapEgress4] = &Set{Name: MapEgress4, Kind: MapAddr4}
 	r.sets[MapEgress6] = &Set{Name: MapEgress6, Kind: MapAddr6}
+	policed4 := &Set{Name: SetPoliced4, Kind: SetAddr4}
+	policed6 := &Set{Name: SetPoliced6, Kind: SetAddr6}
+	r.sets[SetPoliced4], r.sets[SetPoliced6] = policed4, policed6
+	for _, ip := range PolicedIPs(st) {
+		s := policed4
+		if ip.Is6() {
+			s = policed6
+		}
+		s.Elements = append(s.Elements, Element{Addr: ip, AddrLast: ip})
+	}
 
 	for _, dir := range []policy.Direction{policy.Ingress, policy.Egress} {
 		groups, m4, m6 := st.Ingress, MapIngress4, MapIngress6
@@ -150,6 +165,50 @@ func dispatchRules(m4, m6 string, byDaddr bool) []Rule {
 		r6 = Rule{Family: Family6, DaddrMap: m6}
 	}
 	return []Rule{{CtState: CtEstablishedRelated, Verdict: Accept}, r4, r6}
+}
+
+// MidStreamRules drop a TCP packet that would start a conntrack entry
+// without being a pure SYN, to or from a policed local pod.
+//
+// With nf_conntrack_tcp_loose=1 (the default) conntrack picks up a TCP
+// connection in the middle: an ACK or data segment with no entry becomes a
+// new entry in the direction of that packet. When the cutter
+// (dataplane/conntrack) deletes the entry of a connection a tightened policy
+// denies, the server's next retransmission would be such a packet, in the
+// server→client direction, which an ingress-only policy on the server does
+// not judge (neither end is isolated that way): it would pass, create an
+// entry, and the client's packets would then pass as its replies. The cut
+// connection would revive. A connection of a policed pod must start with a
+// SYN, which the policies judge in the direction the client opened it.
+//
+// The rules are static; the pods are elements of SetPoliced4/SetPoliced6.
+func MidStreamRules() []Rule {
+	var out []Rule
+	for _, fam := range []struct {
+		f   Family
+		set string
+	}{{Family4, SetPoliced4}, {Family6, SetPoliced6}} {
+		out = append(out,
+			Rule{Family: fam.f, CtState: CtNew, TCPNotSYN: true, SaddrSet: fam.set, Verdict: Drop},
+			Rule{Family: fam.f, CtState: CtNew, TCPNotSYN: true, DaddrSet: fam.set, Verdict: Drop})
+	}
+	return out
+}
+
+// PolicedIPs returns the addresses of the local pods that a policy isolates
+// in either direction, sorted and without duplicates. Audit-only groups are
+// not isolated and are left out.
+func PolicedIPs(st *policy.State) []netip.Addr {
+	var out []netip.Addr
+	for _, groups := range [][]policy.Group{st.Ingress, st.Egress} {
+		for _, g := range groups {
+			if !g.AuditOnly() {
+				out = append(out, g.IPs...)
+			}
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return slices.Compact(out)
 }
 
 // ICMPv6 neighbour discovery types (RFC 4861).

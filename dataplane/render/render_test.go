@@ -158,7 +158,7 @@ func TestRuleCountIndependentOfPods(t *testing.T) {
 // decide as the model and as the oracle do.
 func TestTracerAgreesWithModelAndOracle(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 11))
-	packets := 0
+	packets, revived := 0, 0
 	for round := range 300 {
 		in := pt.RandomInput(r)
 		st := policy.Compute(in)
@@ -174,9 +174,47 @@ func TestTracerAgreesWithModelAndOracle(t *testing.T) {
 			if !reflect.DeepEqual(logged, want) {
 				t.Fatalf("round %d %+v: logged %+v, oracle decides %+v\n%s\naudit:%s\n%s", round, p, logged, want, pt.Describe(in.Policies), pt.Describe(in.AuditPolicies), rs.Text())
 			}
+			// The same packet picked up mid-stream by conntrack: dropped
+			// (unlogged) when TCP and either end is isolated, otherwise
+			// decided as the SYN was.
+			midPass, midLogs := rs.TraceSegment(render.HookForward, p, render.SegmentMidStream)
+			wantPass, wantLogs := traced, logs
+			if p.Protocol == corev1.ProtocolTCP && (oracleIsolated(in, p.Src) || oracleIsolated(in, p.Dst)) {
+				wantPass, wantLogs = false, nil
+				if traced {
+					revived++
+				}
+			}
+			if midPass != wantPass || !reflect.DeepEqual(midLogs, wantLogs) {
+				t.Fatalf("round %d %+v mid-stream: traced %v %v, want %v %v\n%s\naudit:%s\n%s", round, p, midPass, midLogs, wantPass, wantLogs, pt.Describe(in.Policies), pt.Describe(in.AuditPolicies), rs.Text())
+			}
 		}
 	}
-	t.Logf("%d packets agreed", packets)
+	// revived counts packets whose SYN passes but whose mid-stream start is
+	// dropped: the case the mid-stream rules exist for must be exercised.
+	if revived == 0 {
+		t.Error("no allowed TCP packet was dropped mid-stream: the random packets miss the case")
+	}
+	t.Logf("%d packets agreed (%d dropped only mid-stream)", packets, revived)
+}
+
+// oracleIsolated tells, from the oracle alone, whether ip is a local pod
+// that an enforce policy isolates in either direction: a packet from it to
+// an address outside the cluster meets an egress decision, a packet from
+// such an address to it an ingress decision, other than an audit-only one.
+func oracleIsolated(in policy.Input, ip netip.Addr) bool {
+	outside := netip.MustParseAddr("192.0.2.1")
+	if ip.Is6() {
+		outside = netip.MustParseAddr("2001:db8::1")
+	}
+	for _, p := range []policy.Packet{{Src: ip, Dst: outside, Protocol: corev1.ProtocolTCP, Port: 1}, {Src: outside, Dst: ip, Protocol: corev1.ProtocolTCP, Port: 1}} {
+		for _, d := range pt.OracleDecide(in, p) {
+			if d.Verdict == policy.LogDropped || (d.Verdict == policy.LogAllowed && !policy.IsAuditKey(d.Policies[0])) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // decodeLogs turns traced log prefixes into decisions through the table
@@ -299,6 +337,66 @@ func TestInputHookPolicesEgressToTheNode(t *testing.T) {
 	for _, c := range cases {
 		if got := rs.Trace(render.HookInput, c.p); got != c.want {
 			t.Errorf("input hook %+v: %v, want %v", c.p, got, c.want)
+		}
+	}
+}
+
+// TestMidStreamPackets: a TCP packet that conntrack would take as a new
+// connection without being a SYN is dropped to or from a policed pod, in
+// either direction, whatever the policies allow; others are unaffected.
+func TestMidStreamPackets(t *testing.T) {
+	// x/a (server) is isolated for ingress only and allows x/b on TCP 80;
+	// x/b and y/c are not isolated; with audit, y/c is audit-only.
+	in := cluster(pt.Policy("x", "web", pt.Selecting(map[string]string{"app": "a"}),
+		pt.IngressRule(pt.Peers(pt.PodPeer(map[string]string{"app": "b"})), pt.TCP(80))))
+	in.AuditPolicies = []*networkingv1.NetworkPolicy{pt.Policy("y", "watch", pt.Selecting(nil), pt.IngressRule(nil, pt.TCP(1)))}
+	st := policy.Compute(in)
+	rs := render.Render(&st)
+	const (
+		server, server6 = "10.100.1.1", "fd00:100::1:1"
+		client, client6 = "10.100.1.2", "fd00:100::1:2"
+		audited         = "10.100.2.3"
+		nodeIP          = "192.168.1.1"
+	)
+	tcp, udp := corev1.ProtocolTCP, corev1.ProtocolUDP
+	cases := []struct {
+		name string
+		hook render.Hook
+		p    policy.Packet
+		seg  render.Segment
+		want bool
+	}{
+		{"client SYN to server", render.HookForward, pt.Packet(client, server, tcp, 80), render.SegmentSYN, true},
+		{"client mid-stream to server", render.HookForward, pt.Packet(client, server, tcp, 80), render.SegmentMidStream, false},
+		// The revival: the server's retransmission after the cut. Nothing
+		// isolates this direction, so only the mid-stream rule stops it.
+		{"server SYN to client", render.HookForward, pt.Packet(server, client, tcp, 40000), render.SegmentSYN, true},
+		{"server mid-stream to client", render.HookForward, pt.Packet(server, client, tcp, 40000), render.SegmentMidStream, false},
+		{"server mid-stream to client (IPv6)", render.HookForward, pt.Packet(server6, client6, tcp, 40000), render.SegmentMidStream, false},
+		{"server UDP to client", render.HookForward, pt.Packet(server, client, udp, 40000), render.SegmentMidStream, true},
+		{"unpoliced mid-stream", render.HookForward, pt.Packet(client, audited, tcp, 1), render.SegmentMidStream, true},
+		{"audit-only mid-stream", render.HookForward, pt.Packet(audited, client, tcp, 40000), render.SegmentMidStream, true},
+		{"policed pod mid-stream to the node", render.HookInput, pt.Packet(server, nodeIP, tcp, 10250), render.SegmentMidStream, false},
+		{"policed pod SYN to the node", render.HookInput, pt.Packet(server, nodeIP, tcp, 10250), render.SegmentSYN, true},
+		{"unpoliced pod mid-stream to the node", render.HookInput, pt.Packet(client, nodeIP, tcp, 10250), render.SegmentMidStream, true},
+	}
+	for _, c := range cases {
+		got, logs := rs.TraceSegment(c.hook, c.p, c.seg)
+		if got != c.want {
+			t.Errorf("%s: pass %v, want %v", c.name, got, c.want)
+		}
+		if !got && len(logs) > 0 {
+			t.Errorf("%s: a mid-stream drop logged %v", c.name, logs)
+		}
+	}
+	want := []netip.Addr{netip.MustParseAddr(server), netip.MustParseAddr(server6)}
+	if got := render.PolicedIPs(&st); !reflect.DeepEqual(got, want) {
+		t.Errorf("PolicedIPs = %v, want %v (audit-only pods are not policed)", got, want)
+	}
+	for _, name := range []string{render.SetPoliced4, render.SetPoliced6} {
+		s := rs.Set(name)
+		if s == nil || len(s.Elements) != 1 {
+			t.Errorf("set %s = %+v, want the server's address", name, s)
 		}
 	}
 }

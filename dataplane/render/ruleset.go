@@ -19,6 +19,18 @@
 // node must pass both the source's egress chain and the destination's
 // ingress chain; a drop anywhere is final.
 //
+// Right after the established accept, the first base chain of each hook
+// (egress for forward, input-egress for input) drops a TCP packet that
+// conntrack calls new but that is not a pure SYN, from or to a policed pod:
+//
+//	ct state new tcp flags & (fin | syn | rst | ack) != syn ip saddr @policed4 drop
+//	ct state new tcp flags & (fin | syn | rst | ack) != syn ip daddr @policed4 drop
+//
+// and the same for ip6 and @policed6. The sets hold every local pod that a
+// non-audit group isolates in either direction (audit-only pods are not
+// isolated). See MidStreamRules for why; the ingress chain needs no copy,
+// the egress chain sees every forwarded packet first.
+//
 // A group chain (`in-<hash>` / `eg-<hash>`) drops `ct state invalid`, jumps
 // to the chain of each of its policies and then drops. A policy chain holds
 // one rule per NetworkPolicy rule and family, e.g.
@@ -64,7 +76,20 @@
 //     policy package): they are never targets.
 //   - Packets of connections that were allowed when they started
 //     (established, related) pass even after a policy change; upstream leaves
-//     this implementation-defined (kubernetes/website#43438).
+//     this implementation-defined (kubernetes/website#43438). The agent's
+//     conntrack cutter deletes the entries a new state denies, and the
+//     mid-stream rules above keep a cut connection from reviving: with
+//     nf_conntrack_tcp_loose=1 (the default) the server's retransmission
+//     would start a new entry in the server→client direction, which an
+//     ingress-only policy does not judge, and the client's packets would
+//     pass as its replies. The price: a policed pod's TCP connection whose
+//     entry is lost for any other reason (conntrack table flushed or full)
+//     cannot be picked up again and must reconnect.
+//   - The node's own packets to pods (output hook, see above) are not judged,
+//     mid-stream ones included: a cut connection between a pod and the node
+//     itself can revive when the node retransmits first. UDP has no
+//     handshake to tell a first packet from a later one: a cut UDP flow can
+//     revive when the side no policy judges in that direction sends first.
 //   - Remote pods' traffic that only transits this node to a remote pod is
 //     judged where the pods live: only local pods are in the maps.
 //   - IPv6 neighbour discovery from a pod to the node (router solicitation,
@@ -174,6 +199,7 @@ const (
 	CtNone CtState = iota
 	CtEstablishedRelated
 	CtInvalid
+	CtNew
 )
 
 // Verdict is what a rule does when it matches.
@@ -202,6 +228,9 @@ type Rule struct {
 	DaddrProtoPortSet string
 	// ICMPv6Type, when not 0: `icmpv6 type N` (IPv6 only).
 	ICMPv6Type uint8
+	// TCPNotSYN: `tcp flags & (fin | syn | rst | ack) != syn`, a TCP
+	// packet other than a pure SYN (see MidStreamRules).
+	TCPNotSYN bool
 	// SaddrMap and DaddrMap: `ip[6] saddr|daddr vmap @map`.
 	SaddrMap string
 	DaddrMap string
@@ -237,6 +266,13 @@ const (
 	MapIngress6 = "ingress6"
 	MapEgress4  = "egress4"
 	MapEgress6  = "egress6"
+)
+
+// Set names of the policed local pods: every address in a non-audit group
+// of either direction (see MidStreamRules).
+const (
+	SetPoliced4 = "policed4"
+	SetPoliced6 = "policed6"
 )
 
 // Counts returns the number of rules and of set and map elements.

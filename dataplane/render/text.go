@@ -118,6 +118,11 @@ func (r Rule) Text() string {
 		parts = append(parts, "ct state established,related")
 	case CtInvalid:
 		parts = append(parts, "ct state invalid")
+	case CtNew:
+		parts = append(parts, "ct state new")
+	}
+	if r.TCPNotSYN {
+		parts = append(parts, "tcp flags & (fin | syn | rst | ack) != syn")
 	}
 	if r.ICMPv6Type != 0 {
 		parts = append(parts, "icmpv6 type "+icmpv6TypeName(r.ICMPv6Type))

@@ -8,9 +8,9 @@ import (
 	"github.com/palisade-dev/palisade/dataplane/policy"
 )
 
-// Trace runs the first packet of a new connection (conntrack state new)
-// through the base chains of a hook the way netfilter would, and tells
-// whether it passes. Tests use it to compare the ruleset with the model and
+// Trace runs the first packet of a new connection (conntrack state new; a
+// pure SYN for TCP) through the base chains of a hook the way netfilter
+// would, and tells whether it passes. Tests use it to compare the ruleset with the model and
 // with the oracle without a kernel.
 func (rs *Ruleset) Trace(hook Hook, p policy.Packet) bool {
 	pass, _ := rs.TraceLogs(hook, p)
@@ -21,6 +21,26 @@ func (rs *Ruleset) Trace(hook Hook, p policy.Packet) bool {
 // the packet met, in order. Log statements never change the verdict, and
 // the tracer assumes every one of them is under its rate limit.
 func (rs *Ruleset) TraceLogs(hook Hook, p policy.Packet) (pass bool, logs []string) {
+	return rs.TraceSegment(hook, p, SegmentSYN)
+}
+
+// Segment is what the packet that starts a conntrack entry looks like, for
+// TCP (other protocols ignore it).
+type Segment uint8
+
+const (
+	// SegmentSYN is a pure SYN: a client opening a connection.
+	SegmentSYN Segment = iota
+	// SegmentMidStream is any other TCP packet (ACK, data) that conntrack,
+	// with nf_conntrack_tcp_loose=1, takes as the start of a new entry: a
+	// connection picked up in the middle, such as a retransmission after
+	// its entry was deleted (see MidStreamRules).
+	SegmentMidStream
+)
+
+// TraceSegment is TraceLogs for a packet that starts a conntrack entry as
+// seg says.
+func (rs *Ruleset) TraceSegment(hook Hook, p policy.Packet, seg Segment) (pass bool, logs []string) {
 	var bases []*Chain
 	for i := range rs.Chains {
 		if rs.Chains[i].Hook == hook {
@@ -32,7 +52,7 @@ func (rs *Ruleset) TraceLogs(hook Hook, p policy.Packet) (pass bool, logs []stri
 	if n, ok := policy.ProtocolNumber(p.Protocol); ok {
 		proto = n
 	}
-	t := tracer{rs: rs, p: p, proto: proto}
+	t := tracer{rs: rs, p: p, proto: proto, midStream: proto == protoTCP && seg == SegmentMidStream}
 	for _, c := range bases {
 		// accept and fall-through (policy accept) both continue to the next
 		// base chain; only drop is final.
@@ -47,8 +67,12 @@ type tracer struct {
 	rs    *Ruleset
 	p     policy.Packet
 	proto uint8
-	logs  []string
+	// midStream: a TCP packet other than a pure SYN.
+	midStream bool
+	logs      []string
 }
+
+const protoTCP = 6
 
 // run evaluates a chain; it returns Accept, Drop or VerdictNone (end of a
 // regular chain: return to the caller).
@@ -101,8 +125,12 @@ func (t *tracer) matches(r Rule) bool {
 			return false
 		}
 	}
-	// The tracer models new connections only, never neighbour discovery.
-	if r.CtState != CtNone || r.ICMPv6Type != 0 {
+	// The tracer models packets conntrack calls new, never neighbour
+	// discovery.
+	if (r.CtState != CtNone && r.CtState != CtNew) || r.ICMPv6Type != 0 {
+		return false
+	}
+	if r.TCPNotSYN && !t.midStream {
 		return false
 	}
 	if r.SaddrSet != "" && !t.inAddrSet(r.SaddrSet, t.p.Src) {
