@@ -12,10 +12,15 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
+	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -93,15 +98,25 @@ func run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("kubeconfig: %w", err)
 	}
-	cacheOpts := agent.CacheOptions()
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	ctx := ctrl.SetupSignalHandler()
+	if *stateFile != "" {
+		// Fail closed across reboots: the last known good state goes into the
+		// kernel before anything needs the API server.
+		restored, err := agent.Restore(ctx, backend, *stateFile)
+		if err != nil {
+			ctrl.Log.Error(err, "could not restore the last synced state; waiting for the API server", "stateFile", *stateFile)
+		} else if restored {
+			ctrl.Log.Info("restored the last synced state", "stateFile", *stateFile)
+		}
+	}
+	mgr, err := newManager(ctx, cfg, ctrl.Options{
 		Scheme:                 scheme,
-		Cache:                  cacheOpts,
+		Cache:                  agent.CacheOptions(),
 		Metrics:                metricsFlags.Options(*metricsAddr),
 		HealthProbeBindAddress: *probeAddr,
 	})
 	if err != nil {
-		return fmt.Errorf("create manager: %w", err)
+		return err
 	}
 	a := &agent.Agent{NodeName: *nodeName, Cache: mgr.GetCache(), Backend: backend}
 	if !*keepEstablished {
@@ -109,14 +124,6 @@ func run(args []string) error {
 	}
 	if *stateFile != "" {
 		a.StateFile = &statefile.File{Path: *stateFile}
-		// Fail closed across reboots: the last known good state goes into the
-		// kernel before anything needs the API server.
-		restored, err := agent.Restore(context.Background(), backend, *stateFile)
-		if err != nil {
-			ctrl.Log.Error(err, "could not restore the last synced state; waiting for the API server", "stateFile", *stateFile)
-		} else if restored {
-			ctrl.Log.Info("restored the last synced state", "stateFile", *stateFile)
-		}
 	}
 	if err := mgr.Add(a); err != nil {
 		return err
@@ -131,7 +138,45 @@ func run(args []string) error {
 		return err
 	}
 	ctrl.Log.Info("starting agent", "node", *nodeName, "backend", *backendName)
-	return mgr.Start(ctrl.SetupSignalHandler())
+	return mgr.Start(ctx)
+}
+
+// newManager creates the manager, waiting for the API server as long as it
+// is unreachable: creating the cache asks the server's discovery whether
+// each cached kind is namespaced, and an agent that exited on that would
+// crash-loop through an API server outage (issue 7, item 4). The restored
+// state stays in the kernel meanwhile. Other errors (bad flags) end the
+// agent.
+func newManager(ctx context.Context, cfg *rest.Config, opts ctrl.Options) (ctrl.Manager, error) {
+	// Short enough that the agent is back within seconds of the server.
+	const maxBackoff = 10 * time.Second
+	backoff := time.Second
+	for {
+		mgr, err := ctrl.NewManager(cfg, opts)
+		if err == nil {
+			return mgr, nil
+		}
+		if !apiUnreachable(err) {
+			return nil, fmt.Errorf("create manager: %w", err)
+		}
+		ctrl.Log.Error(err, "API server unreachable; keeping the kernel rules and retrying", "retryIn", backoff)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("create manager: %w", err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// apiUnreachable tells whether err is the API server being down, stopped or
+// overloaded (worth waiting for) rather than a configuration error.
+func apiUnreachable(err error) bool {
+	var urlErr *url.Error
+	var netErr net.Error
+	return errors.As(err, &urlErr) || errors.As(err, &netErr) ||
+		apierrors.IsServiceUnavailable(err) || apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err) ||
+		apierrors.IsTooManyRequests(err) || apierrors.IsInternalError(err)
 }
 
 func newBackend(name string, opts render.Option) (dataplane.Backend, error) {

@@ -38,7 +38,9 @@ func TestReportWriter(t *testing.T) {
 	// A stream of flows, one every millisecond, for 2 s while the writer runs.
 	var sent atomic.Int64
 	stop := make(chan struct{})
+	senderDone := make(chan struct{})
 	go func() {
+		defer close(senderDone)
 		for i := 0; ; i++ {
 			select {
 			case <-stop:
@@ -61,6 +63,10 @@ func TestReportWriter(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	close(stop)
+	// select picks at random among ready cases, so the sender may add a
+	// flow or two after stop closes: wait for it, or the heartbeat check
+	// below would see the content change.
+	<-senderDone
 	elapsed := time.Since(start)
 	if max := int(elapsed/interval) + 1; len(writes) > max || len(writes) < 3 {
 		t.Errorf("%d distinct report versions in %s with %d flows sent: want between 3 and %d (one per interval)", len(writes), elapsed, sent.Load(), max)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -37,21 +38,65 @@ func (c Cutter) Cut(ctx context.Context, st *policy.State) (int, error) {
 		return 0, err
 	}
 	defer h.Close()
-	judge := NewJudge(st)
+	denied := &deniedFilter{j: NewJudge(st), replies: map[Tuple]bool{}}
+	removed, err := c.deleteMatching(ctx, h, denied)
+	if removed > 0 {
+		log.FromContext(ctx).Info("cut connections the new policy denies", "connections", removed)
+		go c.cutRevived(ctx, denied.replies)
+	}
+	return removed, err
+}
+
+// revivalChecks are when, after a cut, entries that revive a cut flow from
+// its other end are looked for.
+var revivalChecks = []time.Duration{200 * time.Millisecond, time.Second, 3 * time.Second}
+
+// cutRevived deletes entries whose original direction is the reply
+// direction of an entry Cut deleted. A reply in flight when its entry was
+// deleted (a UDP echo, say) creates such an entry: the server's side is
+// often judged by nobody (not egress-isolated, the client not
+// ingress-isolated), and the client's next datagrams then pass as its
+// replies. TCP has the ruleset's mid-stream rule; UDP has no handshake, so
+// the revived entry is found by its exact tuple, which a genuinely new flow
+// from the server would not reuse.
+func (c Cutter) cutRevived(ctx context.Context, replies map[Tuple]bool) {
+	logger := log.FromContext(ctx)
+	start := time.Now()
+	for _, at := range revivalChecks {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Until(start.Add(at))):
+		}
+		h, err := c.handle()
+		if err != nil {
+			logger.Error(err, "look for revived connections")
+			return
+		}
+		n, err := c.deleteMatching(ctx, h, revivedFilter(replies))
+		h.Close()
+		if err != nil {
+			logger.Error(err, "delete revived connections")
+		}
+		if n > 0 {
+			logger.Info("cut connections revived by in-flight replies", "connections", n)
+		}
+	}
+}
+
+// deleteMatching deletes the entries of both families that f matches.
+func (c Cutter) deleteMatching(ctx context.Context, h *netlink.Handle, f netlink.CustomConntrackFilter) (int, error) {
 	var errs []error
 	removed := 0
 	for _, fam := range []netlink.InetFamily{unix.AF_INET, unix.AF_INET6} {
 		if ctx.Err() != nil {
 			return removed, ctx.Err()
 		}
-		n, err := h.ConntrackDeleteFilters(netlink.ConntrackTable, fam, deniedFilter{judge})
+		n, err := h.ConntrackDeleteFilters(netlink.ConntrackTable, fam, f)
 		removed += int(n)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("delete denied conntrack entries (family %d): %w", fam, err))
+			errs = append(errs, fmt.Errorf("delete conntrack entries (family %d): %w", fam, err))
 		}
-	}
-	if removed > 0 {
-		log.FromContext(ctx).Info("cut connections the new policy denies", "connections", removed)
 	}
 	return removed, errors.Join(errs...)
 }
@@ -93,12 +138,27 @@ func (c Cutter) handle() (*netlink.Handle, error) {
 	return h, nil
 }
 
-// deniedFilter adapts Judge to netlink's filter interface.
-type deniedFilter struct{ j *Judge }
+// deniedFilter adapts Judge to netlink's filter interface and records the
+// reply tuples of the entries it matches.
+type deniedFilter struct {
+	j       *Judge
+	replies map[Tuple]bool
+}
 
-func (d deniedFilter) MatchConntrackFlow(f *netlink.ConntrackFlow) bool {
+func (d *deniedFilter) MatchConntrackFlow(f *netlink.ConntrackFlow) bool {
 	fl, ok := flowOf(f)
-	return ok && d.j.Denied(fl)
+	if !ok || !d.j.Denied(fl) {
+		return false
+	}
+	d.replies[tupleOf(f.Reverse)] = true
+	return true
+}
+
+// revivedFilter matches entries whose original tuple is one of the replies.
+type revivedFilter map[Tuple]bool
+
+func (r revivedFilter) MatchConntrackFlow(f *netlink.ConntrackFlow) bool {
+	return r[tupleOf(f.Forward)]
 }
 
 func flowOf(f *netlink.ConntrackFlow) (Flow, bool) {

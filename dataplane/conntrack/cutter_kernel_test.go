@@ -67,7 +67,7 @@ func TestCutKernel(t *testing.T) {
 			t.Fatalf("sync: %v", err)
 		}
 	}
-	serve(t, server)
+	udpServer := serve(t, server)
 	sync(allowed)
 	tcp, udp := dialFlows(t, client)
 	echo(t, tcp, udp, true)
@@ -113,6 +113,34 @@ func TestCutKernel(t *testing.T) {
 	if time.Since(start) > 5*time.Second {
 		t.Errorf("cut took %s, want within 5s", time.Since(start))
 	}
+
+	// A reply in flight when the entry was deleted: the server's datagram
+	// to the client creates a server->client entry that nobody judges (the
+	// server is not egress-isolated, the client not ingress-isolated), and
+	// the client's datagrams would pass as its replies. The cutter deletes
+	// such revived entries shortly after a cut.
+	start = time.Now()
+	if _, err := cutter.Cut(ctx, allowed); err != nil {
+		t.Fatal(err)
+	}
+	sync(allowed)
+	echo(t, nil, udp, true) // the cut TCP connection stays cut (mid-stream rule)
+	sync(tightened)
+	if n, err := cutter.Cut(ctx, tightened); err != nil || n == 0 {
+		t.Fatalf("tightened again: Cut = %d, %v; want the UDP entry cut", n, err)
+	}
+	if _, err := udpServer.WriteTo([]byte("late reply\n"), udp.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	_ = udp.SetReadDeadline(time.Now().Add(time.Second))
+	if k, err := udp.Read(make([]byte, 64)); err != nil || k == 0 {
+		t.Fatalf("the late reply did not reach the client (%v): the revival is not reproduced", err)
+	}
+	time.Sleep(revivalChecks[1] + 300*time.Millisecond)
+	if got := flowsBetween(t, cutter); got != 0 {
+		t.Fatalf("%d conntrack entries between client and server after the revival checks; want 0", got)
+	}
+	echo(t, nil, udp, false)
 }
 
 type ns struct {
@@ -212,8 +240,9 @@ func in(t *testing.T, n ns, fn func() error) {
 	}
 }
 
-// serve runs a line echo server on TCP 7000 and a datagram echo on UDP 7001.
-func serve(t *testing.T, n ns) {
+// serve runs a line echo server on TCP 7000 and a datagram echo on UDP 7001,
+// and returns the UDP socket.
+func serve(t *testing.T, n ns) net.PacketConn {
 	var l net.Listener
 	var pc net.PacketConn
 	in(t, n, func() (err error) {
@@ -255,6 +284,7 @@ func serve(t *testing.T, n ns) {
 			_, _ = pc.WriteTo(buf[:k], from)
 		}
 	}()
+	return pc
 }
 
 func dialFlows(t *testing.T, n ns) (tcp, udp net.Conn) {
@@ -274,6 +304,9 @@ func dialFlows(t *testing.T, n ns) (tcp, udp net.Conn) {
 func echo(t *testing.T, tcp, udp net.Conn, want bool) {
 	t.Helper()
 	for _, c := range []net.Conn{tcp, udp} {
+		if c == nil {
+			continue
+		}
 		msg := fmt.Sprintf("ping %s\n", time.Now().Format(time.RFC3339Nano))
 		_ = c.SetDeadline(time.Now().Add(time.Second))
 		_, err := c.Write([]byte(msg))

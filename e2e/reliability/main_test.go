@@ -107,6 +107,14 @@ func runMain(m *testing.M) int {
 		}
 		return m.Run()
 	}()
+	if code != 0 {
+		// Down removes the cluster's directory: keep the processes' logs of
+		// a failed run for diagnosis.
+		keep := filepath.Join(outDir, "logs")
+		if err := os.CopyFS(keep, os.DirFS(filepath.Join(cl.Dir, "logs"))); err == nil {
+			fmt.Fprintln(os.Stderr, "reliability: logs kept in", keep)
+		}
+	}
 	if err := cl.Down(); err != nil {
 		fmt.Fprintln(os.Stderr, "reliability: down:", err)
 		code = 1
