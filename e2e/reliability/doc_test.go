@@ -57,6 +57,17 @@ func writeDoc(path string) error {
 }
 
 const staticNotes = `
+## Scenarios checked by ` + "`" + `make test` + "`" + ` (CI) rather than here
+
+| # | Scenario | Where | What it checks |
+|---|---|---|---|
+| 07 | Bad input | api/v1alpha1 (validation_test.go); fuzz targets in controllers/compiler, dataplane/policy, dataplane/render | 81 invalid intents rejected by the real API server with their field paths (huge objects, unicode names, IPv4/IPv6 mixing, duplicate ports, ...); fuzzing briefly in ` + "`" + `make test` + "`" + `, 10 minutes each in ` + "`" + `make fuzz` + "`" + `, seeds checked in |
+| 08 | Poison object | controllers (poison_test.go), dataplane/agent (compute_test.go) | a compile fault injected into one intent isolates its target and shows Ready=False/CompileFailed while the other intents are enforced; a panic in the agent's model fails the sync and keeps the last good rules, no crash |
+| 09 | Leader election | controllers (leader_election_test.go) | two replicas; the leader is killed; the other acts within the lease duration + 5 s; the old leader writes nothing after losing the lease |
+| 10 | Coexistence | dataplane/kerneltest (coexist_test.go) | foreign nftables tables and iptables rules are byte-for-byte the same after 100 syncs and after ` + "`" + `agent uninstall` + "`" + `, for both backends |
+| 06 | Connection cut (kernel) | dataplane/conntrack (TestCutKernel), dataplane/kerneltest (TestCutConnectionStaysCut) | tightening cuts TCP and UDP, loosening cuts nothing, a cut TCP connection with data in flight and a UDP flow revived by an in-flight reply stay cut |
+| 01 | Crash and restart (kernel) | dataplane/kerneltest (restart_test.go), dataplane/statefile (TestRestoreAfterFlushKernel) | kill -9 of the agent binary under a live stream, restart to the same ruleset; the state file restores the ruleset after a flush |
+
 ## What the scenarios cannot show here
 
 - **Rolling upgrade N-1 -> N**: there is no released N-1 agent; scenario 2 replaces the running agent with a second copy of the binary under test (a different file, a new process), which exercises the hand-over (SIGTERM leaves the kernel rules; the new process rebuilds the table atomically) but not version skew.
