@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -37,7 +39,16 @@ type Options struct {
 	// UnusedCallerWindow: a declared caller not seen for this long is listed
 	// as unused. Zero means observe.DefaultUnusedCallerWindow (24h).
 	UnusedCallerWindow time.Duration
+	// Workers is how many intents are reconciled at once (never the same
+	// intent twice); zero means DefaultWorkers. A reconcile spends most of its
+	// time waiting on the API server (apply, status patch), so a few workers
+	// keep a cold start or a burst of pod events from queueing behind one
+	// intent at a time.
+	Workers int
 }
+
+// DefaultWorkers is the default of Options.Workers.
+const DefaultWorkers = 4
 
 // CacheOptions are the manager's cache options the controllers expect: pods
 // are cached with only what the intents need (labels, node, phase, host
@@ -84,7 +95,7 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 		Compile:            opts.Compile,
 		UnusedCallerWindow: opts.UnusedCallerWindow,
 	}
-	if err := intents.setup(mgr); err != nil {
+	if err := intents.setup(mgr, cmp.Or(opts.Workers, DefaultWorkers)); err != nil {
 		return err
 	}
 	ns := &NamespaceReconciler{Client: mgr.GetClient(), DNS: opts.DNS}
@@ -128,7 +139,7 @@ var labelsOrLifecycle = predicate.Funcs{
 	},
 }
 
-func (r *ServiceIntentReconciler) setup(mgr ctrl.Manager) error {
+func (r *ServiceIntentReconciler) setup(mgr ctrl.Manager, workers int) error {
 	byRef := func(kind string) handler.EventHandler {
 		return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 			return intentsByKeys(ctx, r.Client, objectKey(kind, o.GetNamespace(), o.GetName()))
@@ -136,6 +147,7 @@ func (r *ServiceIntentReconciler) setup(mgr ctrl.Manager) error {
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("serviceintent").
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		For(&v1alpha1.ServiceIntent{}, builder.WithPredicates(intentChanged)).
 		Watches(&networkingv1.NetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(intentOfPolicy), builder.WithPredicates(managedPolicy)).
 		Watches(&corev1.Service{}, byRef(compiler.KindService)).

@@ -38,6 +38,7 @@ func main() {
 	flag.StringVar(&dnsPorts, "dns-ports", "53/UDP,53/TCP", "Cluster DNS ports as port/protocol, comma-separated.")
 	flag.DurationVar(&unusedCallerWindow, "unused-caller-window", observe.DefaultUnusedCallerWindow,
 		"A declared caller not observed calling for this long is listed in status.unusedCallers.")
+	workers := flag.Int("workers", controllers.DefaultWorkers, "ServiceIntents reconciled at once.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	// --kubeconfig is registered by controller-runtime's config package.
@@ -48,6 +49,10 @@ func main() {
 	dns, err := controllers.ParseDNSConfig(dnsNamespace, dnsPods, dnsPorts)
 	if err != nil {
 		setupLog.Error(err, "invalid DNS flags")
+		os.Exit(2)
+	}
+	if *workers < 1 {
+		setupLog.Error(nil, "--workers must be at least 1", "value", *workers)
 		os.Exit(2)
 	}
 	if unusedCallerWindow <= 0 {
@@ -76,7 +81,7 @@ func main() {
 		os.Exit(1)
 	}
 	ctx := ctrl.SetupSignalHandler()
-	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{DNS: dns, UnusedCallerWindow: unusedCallerWindow}); err != nil {
+	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{DNS: dns, UnusedCallerWindow: unusedCallerWindow, Workers: *workers}); err != nil {
 		setupLog.Error(err, "set up controllers")
 		os.Exit(1)
 	}
