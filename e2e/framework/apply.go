@@ -13,6 +13,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	palisadev1alpha1 "github.com/palisade-dev/palisade/api/v1alpha1"
@@ -31,26 +32,35 @@ const fieldManager = "local-cluster"
 
 // ApplyObject creates obj, or replaces the spec of the existing object.
 func ApplyObject(ctx context.Context, cl client.Client, obj client.Object) error {
-	existing := obj.DeepCopyObject().(client.Object)
-	err := cl.Get(ctx, client.ObjectKeyFromObject(obj), existing)
-	if apierrors.IsNotFound(err) {
-		return cl.Create(ctx, obj)
-	}
-	if err != nil {
-		return err
-	}
-	obj.SetResourceVersion(existing.GetResourceVersion())
-	return cl.Update(ctx, obj)
+	// The controller writes the objects too (finalizers, and an intent's
+	// status about once per report interval while traffic flows), so an
+	// update can lose the race for the resource version: read again and
+	// retry. Finalizers others put on the object are kept.
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		existing := obj.DeepCopyObject().(client.Object)
+		err := cl.Get(ctx, client.ObjectKeyFromObject(obj), existing)
+		if apierrors.IsNotFound(err) {
+			return cl.Create(ctx, obj)
+		}
+		if err != nil {
+			return err
+		}
+		obj.SetResourceVersion(existing.GetResourceVersion())
+		obj.SetFinalizers(existing.GetFinalizers())
+		return cl.Update(ctx, obj)
+	})
 }
 
 // SetLabels replaces the labels of an object (the API server keeps
 // kubernetes.io/metadata.name on namespaces).
 func SetLabels(ctx context.Context, cl client.Client, obj client.Object, key client.ObjectKey, labels map[string]string) error {
-	if err := cl.Get(ctx, key, obj); err != nil {
-		return err
-	}
-	obj.SetLabels(labels)
-	return cl.Update(ctx, obj)
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := cl.Get(ctx, key, obj); err != nil {
+			return err
+		}
+		obj.SetLabels(labels)
+		return cl.Update(ctx, obj)
+	})
 }
 
 // ApplyYAML server-side applies every object of a multi-document YAML file.
