@@ -90,7 +90,11 @@ func TestReaderSurvivesOverruns(t *testing.T) {
 	}
 	s := reader.Stats()
 	t.Logf("stats %+v", s)
-	if s.Lost == 0 || s.Received == 0 || s.Received+s.Lost > n+1 {
-		t.Errorf("stats %+v after a flood of %d into a 4 KiB buffer: want some lost, some received, no more than %d in all", s, n, n+1)
+	// The flood logs n drops; the allowed connection logs its SYN once, or a
+	// few times if the SYN was retransmitted (a retransmitted SYN is still
+	// ct state new and passes the logging rule again).
+	const maxAllowedLogs = 3
+	if s.Lost == 0 || s.Received == 0 || s.Received+s.Lost > n+maxAllowedLogs {
+		t.Errorf("stats %+v after a flood of %d into a 4 KiB buffer: want some lost, some received, no more than %d in all", s, n, n+maxAllowedLogs)
 	}
 }
