@@ -51,7 +51,8 @@ type ServiceIntentReconciler struct {
 	// it is listed as unused; zero means the default (24h).
 	UnusedCallerWindow time.Duration
 
-	events undeclaredEvents
+	events  undeclaredEvents
+	targets targetSelectors
 }
 
 // Reconcile: get → resolve → compile (pure) → apply → one status patch when
@@ -62,10 +63,12 @@ func (r *ServiceIntentReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err := r.Get(ctx, req.NamespacedName, si); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.events.forget(req.NamespacedName)
+			r.targets.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !si.DeletionTimestamp.IsZero() {
+		r.targets.forget(req.NamespacedName)
 		return ctrl.Result{}, r.reconcileDelete(ctx, si)
 	}
 	if !controllerutil.ContainsFinalizer(si, v1alpha1.Finalizer) {
@@ -84,6 +87,8 @@ func (r *ServiceIntentReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	// Recorded before the pods are listed: see targetSelectors.
+	r.targets.set(req.NamespacedName, res.Input.Target)
 	res.Input.Owner = ownerReference(si)
 	res.Input.Generation = si.Generation
 	audit := si.Spec.Mode == v1alpha1.ModeAudit

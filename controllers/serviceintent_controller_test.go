@@ -13,6 +13,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -156,6 +157,20 @@ func TestController(t *testing.T) {
 		eventually(t, "selectedPods 0", func() error { return selectedPods(h, t, ns, "orders", 0) })
 		h.pod(t, ns, "orders-v2", map[string]string{"app": "orders", "track": "v2"})
 		eventually(t, "selectedPods 1 again", func() error { return selectedPods(h, t, ns, "orders", 1) })
+
+		// A pod relabelled out of the target, and back in: pod events wake
+		// the intents whose target selects the pod on either side.
+		relabel := func(track string) {
+			p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "orders-v2"}}
+			patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"track":"`+track+`"}}}`))
+			if err := h.c.Patch(ctx, p, patch); err != nil {
+				t.Fatal(err)
+			}
+		}
+		relabel("v3")
+		eventually(t, "selectedPods 0 after relabel", func() error { return selectedPods(h, t, ns, "orders", 0) })
+		relabel("v2")
+		eventually(t, "selectedPods 1 after relabel back", func() error { return selectedPods(h, t, ns, "orders", 1) })
 	})
 
 	t.Run("zero-trust label on and off", func(t *testing.T) {
@@ -318,8 +333,21 @@ func TestController(t *testing.T) {
 		before := resourceVersions(t, h, ns)
 		h.writes.reset()
 		reconciles := reconcileCount(t, "serviceintent")
-		// A pod that the target does not select re-triggers the intent.
+		// A pod that the target does not select wakes no intent.
 		h.pod(t, ns, "unrelated", map[string]string{"app": "unrelated"})
+		time.Sleep(time.Second)
+		if n := reconcileCount(t, "serviceintent"); n != reconciles {
+			t.Errorf("a pod no target selects caused %v reconciles", n-reconciles)
+		}
+		// A namespace label change re-triggers the intent.
+		eventually(t, "label namespace", func() error {
+			var n corev1.Namespace
+			if err := h.c.Get(ctx, client.ObjectKey{Name: ns}, &n); err != nil {
+				return err
+			}
+			n.Labels["touched"] = "yes"
+			return h.c.Update(ctx, &n)
+		})
 		eventually(t, "forced reconcile", func() error {
 			if reconcileCount(t, "serviceintent") <= reconciles {
 				return fmt.Errorf("no reconcile yet")

@@ -160,7 +160,7 @@ func (r *ServiceIntentReconciler) setup(mgr ctrl.Manager, workers int) error {
 		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 			return intentsByKeys(ctx, r.Client, namespaceKey(o.GetName()), namespaceSelectorKey)
 		}), builder.WithPredicates(labelsOrLifecycle)).
-		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.intentsInNamespace), builder.WithPredicates(podChanged)).
+		Watches(&corev1.Pod{}, r.targets.podHandler(), builder.WithPredicates(podChanged)).
 		Watches(&v1alpha1.NodeFlowReport{}, handler.EnqueueRequestsFromMapFunc(r.intentsOfReport))
 	return b.Complete(r)
 }
@@ -175,8 +175,7 @@ func intentOfPolicy(_ context.Context, o client.Object) []reconcile.Request {
 	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: ns, Name: name}}}
 }
 
-// intentsInNamespace maps a pod to the intents of its namespace, whose
-// selected-pod counts and enforcing nodes it may change.
+// intentsInNamespace maps an object to the intents of its namespace.
 func (r *ServiceIntentReconciler) intentsInNamespace(ctx context.Context, o client.Object) []reconcile.Request {
 	var list v1alpha1.ServiceIntentList
 	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {

@@ -1,0 +1,83 @@
+package controllers
+
+import (
+	"slices"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+func TestTargetSelectorsIntentsFor(t *testing.T) {
+	var ts targetSelectors
+	sel := func(l map[string]string) *metav1.LabelSelector { return &metav1.LabelSelector{MatchLabels: l} }
+	ts.set(client.ObjectKey{Namespace: "shop", Name: "orders"}, sel(map[string]string{"app": "orders"}))
+	ts.set(client.ObjectKey{Namespace: "shop", Name: "payments"}, sel(map[string]string{"app": "payments"}))
+	ts.set(client.ObjectKey{Namespace: "shop", Name: "all"}, &metav1.LabelSelector{})
+	ts.set(client.ObjectKey{Namespace: "other", Name: "orders"}, sel(map[string]string{"app": "orders"}))
+	// A target that resolves to nothing, then to a selector, then to nothing
+	// again, is woken by no pod event.
+	ts.set(client.ObjectKey{Namespace: "shop", Name: "gone"}, sel(map[string]string{"app": "orders"}))
+	ts.set(client.ObjectKey{Namespace: "shop", Name: "gone"}, nil)
+	// An unparsable selector selects nothing.
+	ts.set(client.ObjectKey{Namespace: "shop", Name: "bad"}, &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: "Bogus"}}})
+	ts.set(client.ObjectKey{Namespace: "shop", Name: "deleted"}, sel(map[string]string{"app": "orders"}))
+	ts.forget(client.ObjectKey{Namespace: "shop", Name: "deleted"})
+
+	pod := func(app, node string, phase corev1.PodPhase) *corev1.Pod {
+		return &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "p", Labels: map[string]string{"app": app, "gen": "0"}},
+			Spec:       corev1.PodSpec{NodeName: node},
+			Status:     corev1.PodStatus{Phase: phase},
+		}
+	}
+	relabel := func(p *corev1.Pod, k, v string) *corev1.Pod {
+		c := p.DeepCopy()
+		c.Labels[k] = v
+		return c
+	}
+	running := pod("orders", "node-1", corev1.PodRunning)
+	deleting := running.DeepCopy()
+	now := metav1.Now()
+	deleting.DeletionTimestamp = &now
+	moved := running.DeepCopy()
+	moved.Spec.NodeName = "node-2"
+	hostNet := running.DeepCopy()
+	hostNet.Spec.HostNetwork = true
+
+	tests := []struct {
+		name          string
+		before, after *corev1.Pod
+		want          []string
+	}{
+		{"created", nil, running, []string{"all", "orders"}},
+		{"deleted", running, nil, []string{"all", "orders"}},
+		{"unrelated label changed: nobody", running, relabel(running, "gen", "1"), nil},
+		{"moved between targets", running, relabel(running, "app", "payments"), []string{"orders", "payments"}},
+		{"left every named target", running, relabel(running, "app", "cart"), []string{"orders"}},
+		{"scheduled", pod("orders", "", corev1.PodPending), pod("orders", "node-1", corev1.PodPending), []string{"all", "orders"}},
+		{"started running", pod("orders", "node-1", corev1.PodPending), running, []string{"all", "orders"}},
+		{"moved to another node", running, moved, []string{"all", "orders"}},
+		{"host network", running, hostNet, []string{"all", "orders"}},
+		{"terminating", running, deleting, []string{"all", "orders"}},
+		{"relabelled while scheduled", pod("orders", "", corev1.PodPending), pod("payments", "node-1", corev1.PodPending), []string{"all", "orders", "payments"}},
+		{"namespace without intents", nil, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "empty", Labels: map[string]string{"app": "orders"}}}, nil},
+		{"no pod", nil, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, req := range ts.intentsFor(tt.before, tt.after) {
+				if req.Namespace != "shop" {
+					t.Errorf("woke %s in another namespace", req)
+				}
+				got = append(got, req.Name)
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("woke %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
