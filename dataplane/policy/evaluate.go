@@ -17,43 +17,19 @@ type Packet struct {
 
 // Allows tells whether the state lets a new connection through this node:
 // it must pass the egress groups of a local source and the ingress groups of
-// a local destination. Audit-only groups accept everything. It is the reference meaning of the model; backends'
-// tracer tests compare their rendered rulesets against it.
+// a local destination. Audit-only groups accept everything. It is the
+// reference meaning of the model; backends' tracer tests compare their
+// rendered rulesets against it.
 func (s *State) Allows(p Packet) bool {
 	return s.allowsDir(Egress, p) && s.allowsDir(Ingress, p)
 }
 
+// allowsDir: a pod in no group of the direction is not isolated; an
+// isolated one lets through what its decision does not drop (audit-only
+// groups never drop).
 func (s *State) allowsDir(dir Direction, p Packet) bool {
-	groups, self, remote := s.Ingress, p.Dst, p.Src
-	if dir == Egress {
-		groups, self, remote = s.Egress, p.Src, p.Dst
-	}
-	for _, g := range groups {
-		if !slices.Contains(g.IPs, self) {
-			continue
-		}
-		if g.AuditOnly() {
-			// Audit-only pods are not isolated: their policies log, never drop.
-			return true
-		}
-		for _, key := range g.Policies {
-			pr := s.policy(key)
-			if pr == nil {
-				continue
-			}
-			rules := pr.Ingress
-			if dir == Egress {
-				rules = pr.Egress
-			}
-			for _, r := range rules {
-				if r.matches(remote, p) {
-					return true
-				}
-			}
-		}
-		return false
-	}
-	return true
+	d, isolated := s.decideDir(dir, p)
+	return !isolated || d.Verdict != LogDropped
 }
 
 func (s *State) policy(key string) *PolicyRules {

@@ -3,11 +3,9 @@ package netnstest
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"hash/crc32"
 	"math/rand/v2"
 	"net/netip"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -74,65 +72,23 @@ func reachSCTP(p Probe) (bool, error) {
 	return rawReach(p.From, p.To, p.Src, p.Dst, unix.IPPROTO_SCTP, pkt, match)
 }
 
-// rawReach opens a raw socket for proto in `to`, sends pkt (the layer 4
-// packet; the kernel adds the IP header) from `from`, and waits up to
-// ProbeTimeout for a packet that match accepts.
+// rawReach sends pkt (the layer 4 packet) from `from` and tells whether a
+// packet that match accepts reached `to` within ProbeTimeout.
 func rawReach(from, to *NS, src, dst netip.Addr, proto int, pkt []byte, match func(l4 []byte) bool) (bool, error) {
-	fam := unix.AF_INET6
-	var sa unix.Sockaddr = &unix.SockaddrInet6{Addr: dst.As16()}
-	if dst.Is4() {
-		fam = unix.AF_INET
-		sa = &unix.SockaddrInet4{Addr: dst.As4()}
-	}
-	var rfd int
-	if err := to.Do(func() error {
-		var err error
-		rfd, err = unix.Socket(fam, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto)
-		return err
-	}); err != nil {
-		return false, fmt.Errorf("raw receive socket in %s: %w", to.Name, err)
-	}
-	defer unix.Close(rfd)
-	tv := unix.NsecToTimeval((20 * time.Millisecond).Nanoseconds())
-	if err := unix.SetsockoptTimeval(rfd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+	p, err := openRawPath(from, to, src, dst, proto, 0)
+	if err != nil {
 		return false, err
 	}
-	if err := from.Do(func() error {
-		sfd, err := unix.Socket(fam, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto)
-		if err != nil {
-			return err
-		}
-		defer unix.Close(sfd)
-		return unix.Sendto(sfd, pkt, 0, sa)
-	}); err != nil {
-		return false, fmt.Errorf("raw send from %s: %w", from.Name, err)
+	defer p.close()
+	if err := p.send(func(send func([]byte) error) error { return send(pkt) }); err != nil {
+		return false, err
 	}
-	buf := make([]byte, 2048)
-	deadline := time.Now().Add(ProbeTimeout)
-	for time.Now().Before(deadline) {
-		n, _, err := unix.Recvfrom(rfd, buf, 0)
-		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return false, fmt.Errorf("raw receive in %s: %w", to.Name, err)
-		}
-		l4 := buf[:n]
-		if fam == unix.AF_INET { // IPv4 raw sockets see the IP header
-			if n < 20 {
-				continue
-			}
-			ihl := int(buf[0]&0x0f) * 4
-			if n < ihl || netip.AddrFrom4([4]byte(buf[12:16])) != src {
-				continue
-			}
-			l4 = buf[ihl:n]
-		}
-		if match(l4) {
-			return true, nil
-		}
-	}
-	return false, nil
+	found := false
+	err = p.receive(func(l4 []byte) bool {
+		found = match(l4)
+		return found
+	})
+	return found, err
 }
 
 // inetChecksum is the Internet checksum of a TCP or UDP segment with its
