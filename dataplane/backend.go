@@ -6,6 +6,7 @@ package dataplane
 
 import (
 	"context"
+	"errors"
 
 	"github.com/palisade-dev/palisade/dataplane/policy"
 )
@@ -34,3 +35,24 @@ type Stats struct {
 	// Full tells whether the sync rebuilt everything.
 	Full bool
 }
+
+// ColdStarter is a Backend that can close a brand-new node before its first
+// Sync (issue 7, scenario 3): until the agent has synced once, a node
+// without any rule of ours would forward every new connection to and from
+// its pods.
+type ColdStarter interface {
+	// Installed tells whether the kernel holds anything of the backend's: a
+	// table or chain that an earlier agent (or an earlier cold start) left.
+	Installed(ctx context.Context) (bool, error)
+	// ColdStart programs the cold-start ruleset (render.ColdStart): new
+	// forwarded connections are dropped, established ones and the node's own
+	// traffic pass. It never replaces rules of ours: when Installed would
+	// say true it changes nothing and returns an error that wraps
+	// ErrInstalled. The next Sync replaces it atomically, like any ruleset
+	// of ours.
+	ColdStart(ctx context.Context) error
+}
+
+// ErrInstalled is why ColdStart refused: the kernel already holds rules of
+// the backend (fail static: the agent keeps what is there until it syncs).
+var ErrInstalled = errors.New("rules of ours are already installed")

@@ -58,6 +58,7 @@ func run(args []string) error {
 	probeAddr := fs.String("health-probe-bind-address", ":8082", "Address of /healthz and /readyz; /readyz passes only after the first successful sync.")
 	keepEstablished := fs.Bool("keep-established-connections", false, "Keep established connections that a policy change denies; by default their conntrack entries are deleted right after the new rules are committed, so they are cut.")
 	stateFile := fs.String("state-file", statefile.DefaultPath, "File holding the last synced policy state, programmed at start before the API server is reachable (after a node reboot); empty disables it.")
+	coldStartFlag := fs.String("cold-start", string(agent.ColdStartDeny), "What a node whose kernel holds no Palisade rules and no saved state (a new node) forwards until the agent's first sync: deny drops every new forwarded connection to and from pods (established ones and the node's own traffic pass); allow leaves pods unisolated until then. Existing rules are never replaced.")
 	var fl flowFlags
 	fl.bind(fs)
 	zapOpts := zap.Options{}
@@ -66,6 +67,10 @@ func run(args []string) error {
 		return err
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	coldStart, err := agent.ParseColdStartMode(*coldStartFlag)
+	if err != nil {
+		return fmt.Errorf("--cold-start: %w", err)
+	}
 	if fl.enabled {
 		if err := fl.validate(); err != nil {
 			return err
@@ -79,6 +84,13 @@ func run(args []string) error {
 	if uninstall {
 		if err := backend.Uninstall(context.Background()); err != nil {
 			return fmt.Errorf("uninstall: %w", err)
+		}
+		// A state file left behind would be restored by the next agent
+		// installed on this node, long stale, instead of its cold start.
+		if *stateFile != "" {
+			if err := os.Remove(*stateFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("uninstall: remove the state file: %w", err)
+			}
 		}
 		ctrl.Log.Info("removed the dataplane", "backend", *backendName)
 		return nil
@@ -99,15 +111,19 @@ func run(args []string) error {
 		return fmt.Errorf("kubeconfig: %w", err)
 	}
 	ctx := ctrl.SetupSignalHandler()
+	restored := false
 	if *stateFile != "" {
 		// Fail closed across reboots: the last known good state goes into the
 		// kernel before anything needs the API server.
-		restored, err := agent.Restore(ctx, backend, *stateFile)
+		restored, err = agent.Restore(ctx, backend, *stateFile)
 		if err != nil {
 			ctrl.Log.Error(err, "could not restore the last synced state; waiting for the API server", "stateFile", *stateFile)
 		} else if restored {
 			ctrl.Log.Info("restored the last synced state", "stateFile", *stateFile)
 		}
+	}
+	if !restored {
+		startCold(ctx, backend, coldStart)
 	}
 	mgr, err := newManager(ctx, cfg, ctrl.Options{
 		Scheme:                 scheme,
@@ -139,6 +155,23 @@ func run(args []string) error {
 	}
 	ctrl.Log.Info("starting agent", "node", *nodeName, "backend", *backendName)
 	return mgr.Start(ctx)
+}
+
+// startCold closes a new node until the first sync (--cold-start=deny),
+// before anything needs the API server. An error is logged, not fatal: the
+// agent still syncs as soon as the API server answers.
+func startCold(ctx context.Context, backend dataplane.Backend, mode agent.ColdStartMode) {
+	outcome, err := agent.ColdStart(ctx, backend, mode)
+	switch {
+	case err != nil:
+		ctrl.Log.Error(err, "could not program the cold-start deny; pods on this node are not isolated until the first sync")
+	case outcome == agent.ColdStartProgrammed:
+		ctrl.Log.Info("no Palisade rules and no saved state on this node: cold-start deny until the first sync (new forwarded connections to and from pods are dropped)", "coldStart", mode)
+	case outcome == agent.ColdStartKept:
+		ctrl.Log.Info("Palisade rules already in the kernel: keeping them until the first sync", "coldStart", mode)
+	case outcome == agent.ColdStartSkipped:
+		ctrl.Log.Info("--cold-start=allow: pods on this node are not isolated until the first sync", "coldStart", mode)
+	}
 }
 
 // newManager creates the manager, waiting for the API server as long as it

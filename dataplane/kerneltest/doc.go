@@ -21,6 +21,10 @@
 //     passes while the agent is down.
 //   - replace_test.go: a new agent's first sync replaces a stale ruleset with
 //     no window in which denied traffic passes.
+//   - coldstart_test.go: on a bare node the cold start drops new forwarded
+//     connections and keeps established ones and the node's own traffic;
+//     the first sync replaces it without a trace; the agent binary programs
+//     it without an API server.
 //   - coexist_test.go: other software's nftables tables and iptables rules
 //     stay byte-identical through 100 syncs and a restart, and Uninstall
 //     leaves the firewall exactly as it found it.

@@ -38,6 +38,10 @@
 //	ip saddr @peer4-<id> meta l4proto . th dport @ports-<hash> accept
 //	ip saddr @peer4-<id> ip daddr . meta l4proto . th dport @named4-<id> accept
 //
+// Before an agent's first sync on a new node (no table, no saved state) the
+// table holds ColdStart instead: one forward chain that drops every new
+// forwarded connection until the first sync replaces it.
+//
 // # Verdict log
 //
 // Unless logging is disabled (Options), decisions are logged to NFLOG

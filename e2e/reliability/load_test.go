@@ -5,6 +5,7 @@ package reliability
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -106,7 +107,7 @@ func intentStale(t *testing.T, r *result) {
 
 func TestS11Load(t *testing.T) {
 	intents, podsN, churn := pick(5000, 300), pick(10000, 600), pick(5*time.Minute, 30*time.Second)
-	r := &result{ID: "11", Title: "Load", Measured: fmt.Sprintf("%d ServiceIntents over %d synthetic pods (API objects on a node without agent, IPs in 10.128.0.0/14), then %s of 100 pod label changes per second: errors in logs, RSS over time, time until every intent is Ready again (queues drained)", intents, podsN, churn)}
+	r := &result{ID: "11", Title: "Load", Measured: fmt.Sprintf("%d ServiceIntents over %d synthetic pods (API objects on a node without agent, IPs in 10.128.0.0/14), then %s of 100 pod label changes per second, each moving a pod to another intent's target: errors in logs, RSS over time, intent change -> enforced on the node during the churn (status.enforcement.latency and wall time until the status shows it), time until every intent is Ready with the right selected-pod count (queues drained)", intents, podsN, churn)}
 	record(t, r)
 	ctx := context.Background()
 	const ns = "load"
@@ -141,16 +142,27 @@ func TestS11Load(t *testing.T) {
 	}
 	sample()
 	pr := startProber()
+	lat := startEnforcementSampler(ctx, t, pick(15*time.Second, 5*time.Second))
+	// Each event moves one pod from its intent's target to the next
+	// intent's: two intents' selected pods change, the rest must not be
+	// disturbed. cur is each pod's target, to check the counts at the end.
+	cur := make([]int, podsN)
+	for i := range cur {
+		cur[i] = i % intents
+	}
 	start := time.Now()
 	tick := time.NewTicker(10 * time.Millisecond)
 	events, errs := 0, 0
 	for time.Since(start) < churn {
 		<-tick.C
-		i := events % podsN
+		i := (events * 7919) % podsN // spread the moves over the pods
+		next := (cur[i] + 1) % intents
 		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("p%05d", i)}}
-		patch := client.RawPatch("application/merge-patch+json", []byte(fmt.Sprintf(`{"metadata":{"labels":{"gen":"%d"}}}`, events)))
+		patch := client.RawPatch("application/merge-patch+json", []byte(fmt.Sprintf(`{"metadata":{"labels":{"svc":"s%d","gen":"%d"}}}`, next, events)))
 		if err := cl.Client.Patch(ctx, p, patch); err != nil {
 			errs++
+		} else {
+			cur[i] = next
 		}
 		events++
 		if events%1000 == 0 {
@@ -159,6 +171,13 @@ func TestS11Load(t *testing.T) {
 	}
 	tick.Stop()
 	churnRate := float64(events) / time.Since(start).Seconds()
+	latFigs := lat.stop()
+	want := make([]int32, intents)
+	for _, k := range cur {
+		want[k]++
+	}
+	// Drained: every intent Ready for its generation and counting the pods
+	// its target selects after the churn.
 	drainStart := time.Now()
 	ready := 0
 	for time.Since(drainStart) < pick(5*time.Minute, 2*time.Minute) {
@@ -168,7 +187,12 @@ func TestS11Load(t *testing.T) {
 		}
 		ready = 0
 		for _, si := range list.Items {
-			if c := meta.FindStatusCondition(si.Status.Conditions, palisadev1alpha1.ConditionReady); c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == si.Generation {
+			var k int
+			if _, err := fmt.Sscanf(si.Name, "svc-%d", &k); err != nil || k >= intents {
+				continue
+			}
+			if c := meta.FindStatusCondition(si.Status.Conditions, palisadev1alpha1.ConditionReady); c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == si.Generation &&
+				si.Status.SelectedPods == want[k] {
 				ready++
 			}
 		}
@@ -184,6 +208,7 @@ func TestS11Load(t *testing.T) {
 	figs["podEvents"], figs["podEventsPerSecond"], figs["podEventErrors"] = events, int(churnRate), errs
 	figs["intentsReady"] = fmt.Sprintf("%d/%d", ready, intents)
 	figs["drainAfterChurnMs"] = drain.Milliseconds()
+	maps.Copy(figs, latFigs)
 	for name, series := range rss {
 		figs["rssMiB-"+name] = series
 	}
@@ -196,6 +221,9 @@ func TestS11Load(t *testing.T) {
 	}
 	if errs > 0 {
 		t.Errorf("%d pod updates failed", errs)
+	}
+	if latFigs["enforcementMissed"].(int) > 0 {
+		t.Errorf("%d of %d intent changes during the churn were not enforced within %s", latFigs["enforcementMissed"], latFigs["enforcementSamples"], enforcementTimeout)
 	}
 	if figs["forbiddenSuccesses"].(int64) != 0 {
 		t.Errorf("forbidden successes: %v", figs["forbiddenSuccesses"])

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -22,6 +23,8 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/palisade-dev/palisade/dataplane/render"
 )
 
 func pick[T any](full, q T) T {
@@ -276,45 +279,139 @@ func TestS02GracefulRestart(t *testing.T) {
 }
 
 func TestS03ColdStart(t *testing.T) {
-	r := &result{ID: "03", Title: "Cold start on a node", Measured: "node-1 with no Palisade table (agent uninstall), then agent start: time to /readyz and to the first denied probe being dropped; what x/c -> x/a (denied) could do before"}
+	r := &result{ID: "03", Title: "Cold start on a node", Measured: "node-1 made new (agent uninstall: no Palisade table, no state file), then agent start with the default --cold-start=deny: time to the cold-start table and to /readyz; whether x/c -> x/a (denied TCP and UDP, both on node-1) connects between the cold start and the first sync; how long x/b -> x/a (allowed, from node-2) is blocked"}
 	record(t, r)
 	a := agent("node-1")
 	argv, err := a.cmdline()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ready, enforcing []time.Duration
-	var before int
-	for round := 0; round < pick(5, 3); round++ {
+	stateFile := ""
+	for _, arg := range argv {
+		if v, ok := strings.CutPrefix(arg, "--state-file="); ok {
+			stateFile = v
+		}
+	}
+	if stateFile == "" {
+		t.Fatal("node-1's agent runs without --state-file: the scenario needs to remove it")
+	}
+	// x/c -> x/a TCP and UDP 80 (denied, both on node-1); x/b -> x/a TCP 80
+	// (allowed, from node-2).
+	denied, deniedPairs, allowed := pairs[3], []pair{pairs[3], pairs[4]}, pairs[0]
+	var ready, coldStart, blocked []time.Duration
+	var withoutAgent, reachable, coldSeen, deniedProbes int
+	rounds := pick(5, 3)
+	for round := 0; round < rounds; round++ {
 		if err := a.stop(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
-		if out, err := exec.Command("ip", "netns", "exec", a.ns, argv[0], "uninstall", "--backend=nftables").CombinedOutput(); err != nil {
+		// A new node: no table, and no state file to restore (uninstall
+		// removes the one its --state-file names).
+		if out, err := exec.Command("ip", "netns", "exec", a.ns, argv[0], "uninstall", "--backend=nftables", "--state-file="+stateFile).CombinedOutput(); err != nil {
 			t.Fatalf("agent uninstall: %v\n%s", err, out)
 		}
-		denied := pairs[3] // x/c -> x/a TCP 80
+		if _, err := os.Stat(stateFile); !os.IsNotExist(err) {
+			t.Fatalf("the state file survived agent uninstall: %v", err)
+		}
+		// Without an agent nothing isolates node-1's pods: the denied pair
+		// must connect here, or the probes below prove nothing.
 		if probeOne(denied) {
-			before++
+			withoutAgent++
 		}
 		start := time.Now()
 		if err := a.start(argv); err != nil {
 			t.Fatal(err)
 		}
-		for probeOne(denied) {
-			if time.Since(start) > 60*time.Second {
-				t.Fatal("node-1 never enforced after a cold start")
+		// The agent's first act, before it needs the API server: the
+		// cold-start table (or, if the first sync came first, the full one).
+		for kernelTable("node-1") == "" {
+			if time.Since(start) > 30*time.Second {
+				t.Fatal("node-1's agent programmed nothing within 30s of its start")
 			}
+			time.Sleep(5 * time.Millisecond)
 		}
-		enforcing = append(enforcing, time.Since(start))
-		waitAgentReady(t, "node-1", 60*time.Second)
+		coldStart = append(coldStart, time.Since(start))
+		if strings.Contains(kernelTable("node-1"), "chain "+render.ColdStartChain) {
+			coldSeen++
+		}
+		// Until /readyz (the first sync) the denied pair is probed without
+		// pause; meanwhile the allowed pair is probed until it connects.
+		var wg sync.WaitGroup
+		var allowedAt time.Duration
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !probeOne(allowed) {
+				if time.Since(start) > 60*time.Second {
+					return
+				}
+			}
+			allowedAt = time.Since(start)
+		}()
+		// Several probers of the denied pairs (TCP and UDP) at once: a
+		// dropped probe waits 400 ms, and the window lasts about a second.
+		var got, made atomic.Int64
+		var isReady atomic.Bool
+		for i := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for !isReady.Load() {
+					made.Add(1)
+					if probeOne(deniedPairs[i%len(deniedPairs)]) {
+						got.Add(1)
+					}
+				}
+			}()
+		}
+		for !agentReady("node-1") {
+			if time.Since(start) > 60*time.Second {
+				isReady.Store(true)
+				t.Fatal("node-1's agent not ready within 60s of a cold start")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 		ready = append(ready, time.Since(start))
+		isReady.Store(true)
+		wg.Wait()
+		// Probes still in flight when /readyz answered may have been judged
+		// by the synced table, which drops them too: counting them is safe.
+		deniedProbes += int(made.Load())
+		if got.Load() > 0 {
+			reachable++
+		}
+		if allowedAt == 0 {
+			t.Fatal("the allowed pair x/b -> x/a did not connect within 60s of a cold start")
+		}
+		blocked = append(blocked, allowedAt)
+		if table := kernelTable("node-1"); strings.Contains(table, render.ColdStartChain) || !strings.Contains(table, "chain egress") {
+			t.Errorf("after the first sync node-1's table is not the synced one:\n%s", table)
+		}
+		if probeOne(denied) {
+			t.Error("the denied pair connects after the first sync")
+		}
 	}
 	r.Figures = map[string]any{
 		"startToReadyMaxMs":                  slices.Max(ready).Milliseconds(),
-		"startToEnforcingMaxMs":              slices.Max(enforcing).Milliseconds(),
-		"deniedPairReachableBeforeFirstSync": fmt.Sprintf("%d/%d", before, len(ready)),
+		"startToColdStartDenyMaxMs":          slices.Max(coldStart).Milliseconds(),
+		"coldStartTableSeen":                 fmt.Sprintf("%d/%d", coldSeen, rounds),
+		"deniedPairReachableWithoutAgent":    fmt.Sprintf("%d/%d", withoutAgent, rounds),
+		"deniedPairReachableBeforeFirstSync": fmt.Sprintf("%d/%d", reachable, rounds),
+		"deniedProbesBeforeFirstSync":        deniedProbes,
+		"allowedPairBlockedMaxMs":            slices.Max(blocked).Milliseconds(),
 	}
-	r.Notes = append(r.Notes, "before the first sync a node has no Palisade table and its pods are not isolated (the denied pair connects); see 'Cold start' below for what makes this safe in a real cluster")
+	r.Notes = append(r.Notes,
+		"deniedPairReachableBeforeFirstSync counts rounds in which any probe of x/c -> x/a (TCP or UDP 80, four probers at once) connected between the cold-start table appearing and /readyz; allowedPairBlockedMaxMs is agent start to the first connection of x/b -> x/a, which the cold start blocks until the first sync opens it (probes are 400 ms apart while it is blocked)",
+		"startToColdStartDenyMaxMs is the agent process's own start-up (exec to the table in the kernel): node-1 has no rules in it, as before the agent's pod runs at all (see 'Cold start' below)")
+	if withoutAgent != rounds {
+		t.Errorf("the denied pair connected in only %d of %d rounds without an agent: the probe cannot show a cold start", withoutAgent, rounds)
+	}
+	if reachable != 0 {
+		t.Errorf("the denied pair connected before the first sync in %d of %d rounds", reachable, rounds)
+	}
+	if coldSeen == 0 {
+		t.Error("the cold-start table was never seen: the agent went straight to its first sync, or programmed no cold start")
+	}
 }
 
 func TestS04APIServerOutage(t *testing.T) {

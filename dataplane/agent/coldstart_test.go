@@ -1,0 +1,82 @@
+package agent_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/palisade-dev/palisade/dataplane/agent"
+	"github.com/palisade-dev/palisade/dataplane/internal/netnstest"
+	"github.com/palisade-dev/palisade/dataplane/nft"
+	"github.com/palisade-dev/palisade/dataplane/policy"
+	"github.com/palisade-dev/palisade/dataplane/render"
+	"github.com/palisade-dev/palisade/internal/testenv"
+)
+
+func TestParseColdStartMode(t *testing.T) {
+	for in, want := range map[string]agent.ColdStartMode{"deny": agent.ColdStartDeny, "allow": agent.ColdStartAllow} {
+		if got, err := agent.ParseColdStartMode(in); err != nil || got != want {
+			t.Errorf("ParseColdStartMode(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "Deny", "open"} {
+		if _, err := agent.ParseColdStartMode(in); err == nil {
+			t.Errorf("ParseColdStartMode(%q) accepted", in)
+		}
+	}
+}
+
+// TestColdStartDecides runs agent.ColdStart against the nftables backend in
+// network namespaces: a bare node gets the cold-start table; a node with a
+// table of ours (a synced one, or an earlier cold start) keeps it byte for
+// byte; allow programs nothing; a backend that cannot cold start is an
+// error, not a silent open node.
+func TestColdStartDecides(t *testing.T) {
+	testenv.RequireRoot(t)
+	ctx := context.Background()
+	table := func(ns *netnstest.NS) string {
+		out, err := ns.Try("nft", "list", "table", "inet", render.TableName)
+		if err != nil {
+			return ""
+		}
+		return out
+	}
+
+	bare := netnstest.NewPrefixed(t, "pcs", "bare")
+	got, err := agent.ColdStart(ctx, nft.New(nft.WithNetNSFd(bare.Fd)), agent.ColdStartDeny)
+	if err != nil || got != agent.ColdStartProgrammed {
+		t.Fatalf("bare node: %q, %v; want %q", got, err, agent.ColdStartProgrammed)
+	}
+	cold := table(bare)
+	if !strings.Contains(cold, "chain "+render.ColdStartChain) {
+		t.Fatalf("bare node after the cold start:\n%s", cold)
+	}
+	// A restarted agent finds its own cold start and keeps it.
+	got, err = agent.ColdStart(ctx, nft.New(nft.WithNetNSFd(bare.Fd)), agent.ColdStartDeny)
+	if err != nil || got != agent.ColdStartKept || table(bare) != cold {
+		t.Errorf("second start: %q, %v, table changed: %v; want %q and the same table", got, err, table(bare) != cold, agent.ColdStartKept)
+	}
+
+	synced := netnstest.NewPrefixed(t, "pcs", "synced")
+	if _, err := nft.New(nft.WithNetNSFd(synced.Fd)).Sync(ctx, &policy.State{}); err != nil {
+		t.Fatal(err)
+	}
+	before := table(synced)
+	got, err = agent.ColdStart(ctx, nft.New(nft.WithNetNSFd(synced.Fd)), agent.ColdStartDeny)
+	if err != nil || got != agent.ColdStartKept {
+		t.Errorf("synced node: %q, %v; want %q", got, err, agent.ColdStartKept)
+	}
+	if after := table(synced); after != before {
+		t.Errorf("the cold start changed an existing table:\n%s\nwas\n%s", after, before)
+	}
+
+	open := netnstest.NewPrefixed(t, "pcs", "allow")
+	got, err = agent.ColdStart(ctx, nft.New(nft.WithNetNSFd(open.Fd)), agent.ColdStartAllow)
+	if err != nil || got != agent.ColdStartSkipped || table(open) != "" {
+		t.Errorf("allow: %q, %v, table %q; want %q and no table", got, err, table(open), agent.ColdStartSkipped)
+	}
+
+	if _, err := agent.ColdStart(ctx, &recordingBackend{}, agent.ColdStartDeny); err == nil {
+		t.Error("a backend without cold-start support was accepted in deny mode")
+	}
+}

@@ -1,0 +1,137 @@
+//go:build reliability
+
+package reliability
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	palisadev1alpha1 "github.com/palisade-dev/palisade/api/v1alpha1"
+	"github.com/palisade-dev/palisade/e2e/framework"
+)
+
+// enforcementTimeout is how long a change may take to show as enforced on
+// its intent's status before the sample counts as missed.
+const enforcementTimeout = 60 * time.Second
+
+// enforcementSampler changes a real intent (target x/a on node-1, caller
+// x/b on a port the prober does not use) at a fixed interval while a load
+// runs, and measures each change until the intent's status says it is
+// programmed on every node that must enforce it: the latency the status
+// reports (programmedAt - changedAt) and the wall time the user waits.
+type enforcementSampler struct {
+	stopc chan struct{}
+	done  chan struct{}
+
+	mu           sync.Mutex
+	status, wall []time.Duration
+	missed       int
+	errs         []string
+}
+
+func loadProbeIntent(port int) *palisadev1alpha1.ServiceIntent {
+	sel := func(v string) *palisadev1alpha1.LabelSelector {
+		return &palisadev1alpha1.LabelSelector{MatchLabels: map[string]palisadev1alpha1.LabelValue{"pod": palisadev1alpha1.LabelValue(v)}}
+	}
+	si := &palisadev1alpha1.ServiceIntent{
+		Spec: palisadev1alpha1.ServiceIntentSpec{
+			Target: palisadev1alpha1.Target{PodSelector: sel("a")},
+			Callers: []palisadev1alpha1.Caller{{
+				PodSelector: sel("b"),
+				Ports:       []palisadev1alpha1.IntentPort{{Port: intstr.FromInt(port), Protocol: "TCP"}},
+			}},
+		},
+	}
+	si.Namespace, si.Name = "x", "load-probe"
+	return si
+}
+
+func startEnforcementSampler(ctx context.Context, t *testing.T, every time.Duration) *enforcementSampler {
+	s := &enforcementSampler{stopc: make(chan struct{}), done: make(chan struct{})}
+	t.Cleanup(func() { _ = cl.Client.Delete(context.Background(), loadProbeIntent(0)) })
+	go func() {
+		defer close(s.done)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for k := 0; ; k++ {
+			s.measure(ctx, 9000+k%100)
+			select {
+			case <-s.stopc:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return s
+}
+
+// measure applies one change and waits for its status.
+func (s *enforcementSampler) measure(ctx context.Context, port int) {
+	si := loadProbeIntent(port)
+	start := time.Now()
+	if err := framework.ApplyObject(ctx, cl.Client, si); err != nil {
+		s.record(0, 0, fmt.Sprintf("apply: %v", err))
+		return
+	}
+	gen := si.Generation
+	for time.Since(start) < enforcementTimeout {
+		var got palisadev1alpha1.ServiceIntent
+		if err := cl.Client.Get(ctx, client.ObjectKeyFromObject(si), &got); err == nil {
+			e := got.Status.Enforcement
+			if e != nil && e.Generation == gen && e.NodesDesired > 0 && e.NodesProgrammed == e.NodesDesired && e.Latency != nil {
+				s.record(e.Latency.Duration, time.Since(start), "")
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.record(0, 0, fmt.Sprintf("generation %d not enforced within %s", gen, enforcementTimeout))
+}
+
+func (s *enforcementSampler) record(status, wall time.Duration, miss string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if miss != "" {
+		s.missed++
+		s.errs = append(s.errs, miss)
+		return
+	}
+	s.status = append(s.status, status)
+	s.wall = append(s.wall, wall)
+}
+
+// stop ends the sampling (after the change in flight) and returns the
+// figures.
+func (s *enforcementSampler) stop() map[string]any {
+	close(s.stopc)
+	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	figs := map[string]any{
+		"enforcementSamples": len(s.status) + s.missed,
+		"enforcementMissed":  s.missed,
+	}
+	if len(s.errs) > 0 {
+		figs["enforcementMisses"] = s.errs
+	}
+	if len(s.status) > 0 {
+		figs["enforcementLatencyStatusMs"] = quantiles(s.status)
+		figs["enforcementLatencyWallMs"] = quantiles(s.wall)
+	}
+	return figs
+}
+
+// quantiles renders p50/p90/max in milliseconds.
+func quantiles(ds []time.Duration) string {
+	ds = slices.Clone(ds)
+	slices.Sort(ds)
+	at := func(q float64) int64 { return ds[int(q*float64(len(ds)-1))].Milliseconds() }
+	return fmt.Sprintf("p50 %d, p90 %d, max %d", at(0.5), at(0.9), ds[len(ds)-1].Milliseconds())
+}
