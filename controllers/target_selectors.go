@@ -109,9 +109,9 @@ func (t *targetSelectors) podHandler() handler.EventHandler {
 		}
 	}
 	return handler.Funcs{
-		CreateFunc: func(_ context.Context, e event.CreateEvent, q queue) { enqueue(q, nil, e.Object) },
-		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q queue) { enqueue(q, e.ObjectOld, e.ObjectNew) },
-		DeleteFunc: func(_ context.Context, e event.DeleteEvent, q queue) { enqueue(q, e.Object, nil) },
+		CreateFunc:  func(_ context.Context, e event.CreateEvent, q queue) { enqueue(q, nil, e.Object) },
+		UpdateFunc:  func(_ context.Context, e event.UpdateEvent, q queue) { enqueue(q, e.ObjectOld, e.ObjectNew) },
+		DeleteFunc:  func(_ context.Context, e event.DeleteEvent, q queue) { enqueue(q, e.Object, nil) },
 		GenericFunc: func(_ context.Context, e event.GenericEvent, q queue) { enqueue(q, nil, e.Object) },
 	}
 }
