@@ -115,7 +115,7 @@ func ingressFlow(intent string, src v1alpha1.FlowEndpoint, port int32, verdict v
 }
 
 func programmedIntent(ns, name string, gen int64, mode v1alpha1.IntentMode) v1alpha1.ProgrammedIntent {
-	return v1alpha1.ProgrammedIntent{Namespace: ns, Name: name, Generation: gen, Mode: mode, ProgrammedAt: metav1.NewTime(time.Now())}
+	return v1alpha1.ProgrammedIntent{Namespace: ns, Name: name, Generation: gen, Mode: mode, ProgrammedAt: metav1.NewMicroTime(time.Now())}
 }
 
 // runningPod creates a pod bound to node and marks it running with an

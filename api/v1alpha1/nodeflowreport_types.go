@@ -159,9 +159,10 @@ type ProgrammedIntent struct {
 	Mode IntentMode `json:"mode"`
 
 	// programmedAt is when the sync that first programmed this generation
-	// committed.
+	// committed, to the microsecond: enforcement latencies are well under a
+	// second.
 	// +required
-	ProgrammedAt metav1.Time `json:"programmedAt"`
+	ProgrammedAt metav1.MicroTime `json:"programmedAt"`
 }
 
 // NodeFlowReportSpec is what one node's agent observed and programmed.

@@ -365,11 +365,11 @@ type EnforcementStatus struct {
 
 	// changedAt is when the controller first saw the current generation.
 	// +optional
-	ChangedAt *metav1.Time `json:"changedAt,omitempty"`
+	ChangedAt *metav1.MicroTime `json:"changedAt,omitempty"`
 
 	// programmedAt is when the last of the desired nodes programmed it.
 	// +optional
-	ProgrammedAt *metav1.Time `json:"programmedAt,omitempty"`
+	ProgrammedAt *metav1.MicroTime `json:"programmedAt,omitempty"`
 
 	// latency is programmedAt minus changedAt: how long the change took to be
 	// in force everywhere.

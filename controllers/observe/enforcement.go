@@ -50,7 +50,9 @@ func enforcement(in Input, fresh []*v1alpha1.NodeFlowReport, now time.Time) (*v1
 		st.ProgrammedAt = prev.ProgrammedAt.DeepCopy()
 		st.Latency = prev.Latency.DeepCopy()
 	} else {
-		changed := metav1.NewTime(now)
+		// Truncated as the API server will store it, so that latency equals
+		// programmedAt - changedAt as read back.
+		changed := metav1.NewMicroTime(now.Truncate(time.Microsecond))
 		st.ChangedAt = &changed
 	}
 
@@ -68,7 +70,7 @@ func enforcement(in Input, fresh []*v1alpha1.NodeFlowReport, now time.Time) (*v1
 		}
 	}
 	if len(desired) > 0 && len(waiting) == 0 && st.ProgrammedAt == nil {
-		at := metav1.NewTime(last.Truncate(time.Second))
+		at := metav1.NewMicroTime(last.Truncate(time.Microsecond))
 		st.ProgrammedAt = &at
 		// Agents compile Audit-mode intents themselves and may program them
 		// before the controller first sees the generation: no negative latency.

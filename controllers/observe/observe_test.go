@@ -26,6 +26,8 @@ var (
 
 func at(d time.Duration) metav1.Time { return metav1.NewTime(now.Add(d)) }
 
+func mat(d time.Duration) metav1.MicroTime { return metav1.NewMicroTime(now.Add(d)) }
+
 func sel(kv ...string) *metav1.LabelSelector {
 	s := &metav1.LabelSelector{MatchLabels: map[string]string{}}
 	for i := 0; i+1 < len(kv); i += 2 {
@@ -94,7 +96,7 @@ func report(node string, reportedAgo time.Duration, flows []v1alpha1.FlowRecord,
 }
 
 func programmed(gen int64, mode v1alpha1.IntentMode, ago time.Duration) v1alpha1.ProgrammedIntent {
-	return v1alpha1.ProgrammedIntent{Namespace: "shop", Name: "orders", Generation: gen, Mode: mode, ProgrammedAt: at(-ago)}
+	return v1alpha1.ProgrammedIntent{Namespace: "shop", Name: "orders", Generation: gen, Mode: mode, ProgrammedAt: mat(-ago)}
 }
 
 func runningPod(name, node string) corev1.Pod {
@@ -339,7 +341,7 @@ func TestEnforcement(t *testing.T) {
 	pending.Status.Phase = corev1.PodPending
 	pods := []corev1.Pod{runningPod("orders-1", "node-a"), runningPod("orders-2", "node-b"), runningPod("orders-3", "node-a"), hostNet, pending,
 		{ObjectMeta: metav1.ObjectMeta{Name: "unscheduled"}, Status: corev1.PodStatus{Phase: corev1.PodRunning}}}
-	changed := at(-time.Minute)
+	changed := mat(-time.Minute)
 	sameGen := v1alpha1.ServiceIntentStatus{Enforcement: &v1alpha1.EnforcementStatus{Generation: 4, ChangedAt: &changed}}
 	for _, tc := range []struct {
 		name       string
@@ -359,7 +361,7 @@ func TestEnforcement(t *testing.T) {
 			report("node-b", 0, nil, programmed(3, v1alpha1.ModeEnforce, time.Hour)),
 			report("node-h", 0, nil, programmed(4, v1alpha1.ModeEnforce, 0)),
 		},
-		want:       v1alpha1.EnforcementStatus{Generation: 4, NodesDesired: 2, NodesProgrammed: 1, ChangedAt: ptr.To(at(0))},
+		want:       v1alpha1.EnforcementStatus{Generation: 4, NodesDesired: 2, NodesProgrammed: 1, ChangedAt: ptr.To(mat(0))},
 		wantStatus: metav1.ConditionFalse, wantReason: v1alpha1.ReasonProgramming,
 		wantMsg: "1/2 nodes enforce generation 4; waiting for node-b",
 	}, {
@@ -370,8 +372,16 @@ func TestEnforcement(t *testing.T) {
 			report("node-b", 0, nil, programmed(5, v1alpha1.ModeEnforce, 20*time.Second)),
 		},
 		want: v1alpha1.EnforcementStatus{Generation: 4, NodesDesired: 2, NodesProgrammed: 2, ChangedAt: &changed,
-			ProgrammedAt: ptr.To(at(-20 * time.Second)), Latency: &metav1.Duration{Duration: 40 * time.Second}},
+			ProgrammedAt: ptr.To(mat(-20 * time.Second)), Latency: &metav1.Duration{Duration: 40 * time.Second}},
 		wantStatus: metav1.ConditionTrue, wantReason: v1alpha1.ReasonProgrammed, wantMsg: "2/2 nodes enforce generation 4",
+	}, {
+		name: "latency to the microsecond: a change in force within the second it was seen",
+		prev: v1alpha1.ServiceIntentStatus{Enforcement: &v1alpha1.EnforcementStatus{Generation: 4, ChangedAt: ptr.To(mat(-900 * time.Millisecond))}},
+		pods: pods[:1],
+		reports: []v1alpha1.NodeFlowReport{report("node-a", 0, nil, programmed(4, v1alpha1.ModeEnforce, 400*time.Millisecond))},
+		want: v1alpha1.EnforcementStatus{Generation: 4, NodesDesired: 1, NodesProgrammed: 1, ChangedAt: ptr.To(mat(-900 * time.Millisecond)),
+			ProgrammedAt: ptr.To(mat(-400 * time.Millisecond)), Latency: &metav1.Duration{Duration: 500 * time.Millisecond}},
+		wantStatus: metav1.ConditionTrue, wantReason: v1alpha1.ReasonProgrammed, wantMsg: "1/1 nodes enforce generation 4",
 	}, {
 		name: "stale report and wrong mode do not count",
 		prev: sameGen, pods: pods,
@@ -386,13 +396,13 @@ func TestEnforcement(t *testing.T) {
 		name: "audit mode says audit; programmed before the controller saw it: no negative latency",
 		mode: v1alpha1.ModeAudit, pods: pods[:1],
 		reports: []v1alpha1.NodeFlowReport{report("node-a", 0, nil, programmed(4, v1alpha1.ModeAudit, time.Minute))},
-		want: v1alpha1.EnforcementStatus{Generation: 4, NodesDesired: 1, NodesProgrammed: 1, ChangedAt: ptr.To(at(0)),
-			ProgrammedAt: ptr.To(at(-time.Minute)), Latency: &metav1.Duration{}},
+		want: v1alpha1.EnforcementStatus{Generation: 4, NodesDesired: 1, NodesProgrammed: 1, ChangedAt: ptr.To(mat(0)),
+			ProgrammedAt: ptr.To(mat(-time.Minute)), Latency: &metav1.Duration{}},
 		wantStatus: metav1.ConditionTrue, wantReason: v1alpha1.ReasonProgrammed, wantMsg: "1/1 nodes audit generation 4",
 	}, {
 		name:       "no running target pod",
 		pods:       []corev1.Pod{pending, hostNet},
-		want:       v1alpha1.EnforcementStatus{Generation: 4, ChangedAt: ptr.To(at(0))},
+		want:       v1alpha1.EnforcementStatus{Generation: 4, ChangedAt: ptr.To(mat(0))},
 		wantStatus: metav1.ConditionTrue, wantReason: v1alpha1.ReasonNoTargetPods,
 		wantMsg: "no running pod is selected, so no node has anything to enforce",
 	}} {

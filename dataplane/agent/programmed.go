@@ -56,7 +56,7 @@ func (t *programmedTracker) update(current map[string]intentRef, now time.Time) 
 			continue
 		}
 		next[k] = v1alpha1.ProgrammedIntent{Namespace: ref.Namespace, Name: ref.Name, Generation: ref.Generation,
-			Mode: ref.Mode, ProgrammedAt: metav1.NewTime(now)}
+			Mode: ref.Mode, ProgrammedAt: metav1.NewMicroTime(now)}
 	}
 	t.byIntent = next
 	out := slices.Collect(maps.Values(next))

@@ -57,23 +57,23 @@ func TestProgrammedTrackerKeepsTheFirstCommit(t *testing.T) {
 		want    []v1alpha1.ProgrammedIntent
 	}{
 		{t0, map[string]intentRef{"shop/b": b1, "shop/a": a1}, []v1alpha1.ProgrammedIntent{
-			{Namespace: "shop", Name: "a", Generation: 1, Mode: v1alpha1.ModeEnforce, ProgrammedAt: metav1.NewTime(t0)},
-			{Namespace: "shop", Name: "b", Generation: 1, Mode: v1alpha1.ModeAudit, ProgrammedAt: metav1.NewTime(t0)},
+			{Namespace: "shop", Name: "a", Generation: 1, Mode: v1alpha1.ModeEnforce, ProgrammedAt: metav1.NewMicroTime(t0)},
+			{Namespace: "shop", Name: "b", Generation: 1, Mode: v1alpha1.ModeAudit, ProgrammedAt: metav1.NewMicroTime(t0)},
 		}},
 		// Same generations in a later sync: the first commit's time stays.
 		{t0.Add(time.Minute), map[string]intentRef{"shop/a": a1, "shop/b": b1}, []v1alpha1.ProgrammedIntent{
-			{Namespace: "shop", Name: "a", Generation: 1, Mode: v1alpha1.ModeEnforce, ProgrammedAt: metav1.NewTime(t0)},
-			{Namespace: "shop", Name: "b", Generation: 1, Mode: v1alpha1.ModeAudit, ProgrammedAt: metav1.NewTime(t0)},
+			{Namespace: "shop", Name: "a", Generation: 1, Mode: v1alpha1.ModeEnforce, ProgrammedAt: metav1.NewMicroTime(t0)},
+			{Namespace: "shop", Name: "b", Generation: 1, Mode: v1alpha1.ModeAudit, ProgrammedAt: metav1.NewMicroTime(t0)},
 		}},
 		// a moves on to generation 2; b switches mode at its generation; both restart.
 		{t0.Add(2 * time.Minute), map[string]intentRef{"shop/a": {Namespace: "shop", Name: "a", Generation: 2, Mode: v1alpha1.ModeEnforce},
 			"shop/b": {Namespace: "shop", Name: "b", Generation: 1, Mode: v1alpha1.ModeEnforce}}, []v1alpha1.ProgrammedIntent{
-			{Namespace: "shop", Name: "a", Generation: 2, Mode: v1alpha1.ModeEnforce, ProgrammedAt: metav1.NewTime(t0.Add(2 * time.Minute))},
-			{Namespace: "shop", Name: "b", Generation: 1, Mode: v1alpha1.ModeEnforce, ProgrammedAt: metav1.NewTime(t0.Add(2 * time.Minute))},
+			{Namespace: "shop", Name: "a", Generation: 2, Mode: v1alpha1.ModeEnforce, ProgrammedAt: metav1.NewMicroTime(t0.Add(2 * time.Minute))},
+			{Namespace: "shop", Name: "b", Generation: 1, Mode: v1alpha1.ModeEnforce, ProgrammedAt: metav1.NewMicroTime(t0.Add(2 * time.Minute))},
 		}},
 		// b is gone; it is forgotten and would start afresh.
 		{t0.Add(3 * time.Minute), map[string]intentRef{"shop/a": {Namespace: "shop", Name: "a", Generation: 2, Mode: v1alpha1.ModeEnforce}}, []v1alpha1.ProgrammedIntent{
-			{Namespace: "shop", Name: "a", Generation: 2, Mode: v1alpha1.ModeEnforce, ProgrammedAt: metav1.NewTime(t0.Add(2 * time.Minute))},
+			{Namespace: "shop", Name: "a", Generation: 2, Mode: v1alpha1.ModeEnforce, ProgrammedAt: metav1.NewMicroTime(t0.Add(2 * time.Minute))},
 		}},
 	}
 	for i, s := range steps {

@@ -30,7 +30,7 @@ func TestReportWriter(t *testing.T) {
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-r"}}
 	e.create(node)
 	agg := flows.NewAggregator(100, time.Hour)
-	programmed := []v1alpha1.ProgrammedIntent{{Namespace: "shop", Name: "orders", Generation: 3, Mode: v1alpha1.ModeEnforce, ProgrammedAt: metav1.NewTime(time.Unix(1_700_000_000, 0))}}
+	programmed := []v1alpha1.ProgrammedIntent{{Namespace: "shop", Name: "orders", Generation: 3, Mode: v1alpha1.ModeEnforce, ProgrammedAt: metav1.NewMicroTime(time.Unix(1_700_000_000, 0))}}
 	const interval = 300 * time.Millisecond
 	w := &agent.ReportWriter{Client: e.c, NodeName: "node-r", Interval: interval, Aggregator: agg,
 		Programmed: func() []v1alpha1.ProgrammedIntent { return programmed }}
