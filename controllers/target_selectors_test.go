@@ -1,12 +1,17 @@
 package controllers
 
 import (
+	"context"
+	"fmt"
 	"slices"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
 func TestTargetSelectorsIntentsFor(t *testing.T) {
@@ -79,5 +84,31 @@ func TestTargetSelectorsIntentsFor(t *testing.T) {
 				t.Errorf("woke %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestPodEventsYieldToIntentChanges: pod-driven reconciles queue at low
+// priority, so an intent change added after a backlog of them is taken
+// first.
+func TestPodEventsYieldToIntentChanges(t *testing.T) {
+	var ts targetSelectors
+	for i := range 50 {
+		ts.set(client.ObjectKey{Namespace: "load", Name: fmt.Sprintf("svc-%02d", i)}, &metav1.LabelSelector{MatchLabels: map[string]string{"svc": fmt.Sprint(i)}})
+	}
+	q := priorityqueue.New[reconcile.Request]("test")
+	defer q.ShutDown()
+	h := ts.podHandler()
+	for i := range 50 {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "load", Name: fmt.Sprintf("p%d", i), Labels: map[string]string{"svc": fmt.Sprint(i)}}}
+		h.Create(context.Background(), event.CreateEvent{Object: p}, q)
+	}
+	if n := q.Len(); n != 50 {
+		t.Fatalf("%d pod-driven requests queued, want 50", n)
+	}
+	change := reconcile.Request{NamespacedName: client.ObjectKey{Namespace: "shop", Name: "orders"}}
+	q.Add(change) // what the intent's own watch does, at the default priority
+	got, _, _ := q.GetWithPriority()
+	if got != change {
+		t.Errorf("first request %v, want the intent change %v ahead of the pod backlog", got, change)
 	}
 }

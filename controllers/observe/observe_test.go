@@ -375,9 +375,9 @@ func TestEnforcement(t *testing.T) {
 			ProgrammedAt: ptr.To(mat(-20 * time.Second)), Latency: &metav1.Duration{Duration: 40 * time.Second}},
 		wantStatus: metav1.ConditionTrue, wantReason: v1alpha1.ReasonProgrammed, wantMsg: "2/2 nodes enforce generation 4",
 	}, {
-		name: "latency to the microsecond: a change in force within the second it was seen",
-		prev: v1alpha1.ServiceIntentStatus{Enforcement: &v1alpha1.EnforcementStatus{Generation: 4, ChangedAt: ptr.To(mat(-900 * time.Millisecond))}},
-		pods: pods[:1],
+		name:    "latency to the microsecond: a change in force within the second it was seen",
+		prev:    v1alpha1.ServiceIntentStatus{Enforcement: &v1alpha1.EnforcementStatus{Generation: 4, ChangedAt: ptr.To(mat(-900 * time.Millisecond))}},
+		pods:    pods[:1],
 		reports: []v1alpha1.NodeFlowReport{report("node-a", 0, nil, programmed(4, v1alpha1.ModeEnforce, 400*time.Millisecond))},
 		want: v1alpha1.EnforcementStatus{Generation: 4, NodesDesired: 1, NodesProgrammed: 1, ChangedAt: ptr.To(mat(-900 * time.Millisecond)),
 			ProgrammedAt: ptr.To(mat(-400 * time.Millisecond)), Latency: &metav1.Duration{Duration: 500 * time.Millisecond}},
