@@ -181,6 +181,12 @@ func TestRBACLeastPrivilege(t *testing.T) {
 		{"palisade-controller", "delete", "palisade.dev", "serviceintents", "", false},
 		{"palisade-controller", "create", "rbac.authorization.k8s.io", "clusterrolebindings", "", false},
 		{"palisade-controller", "update", "coordination.k8s.io", "leases", "", true},
+		// The startup taint: the controller patches nodes, nothing more.
+		{"palisade-controller", "patch", "", "nodes", "", true},
+		{"palisade-controller", "update", "", "nodes", "", false},
+		{"palisade-controller", "delete", "", "nodes", "", false},
+		{"palisade-controller", "create", "", "nodes", "", false},
+		{"palisade-controller", "patch", "", "nodes", "status", false},
 		// An account with no binding at all: proves the server authorizes
 		// with RBAC (not AlwaysAllow), so the denials above mean something.
 		{"unbound", "list", "", "pods", "", false},

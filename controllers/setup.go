@@ -56,7 +56,8 @@ const DefaultWorkers = 4
 // controller's memory in a large cluster.
 func CacheOptions() cache.Options {
 	return cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&corev1.Pod{}: {Transform: slimPod},
+		&corev1.Pod{}:  {Transform: slimPod},
+		&corev1.Node{}: {Transform: slimNode},
 	}}
 }
 
@@ -76,11 +77,18 @@ func slimPod(obj any) (any, error) {
 		Spec:   corev1.PodSpec{NodeName: p.Spec.NodeName, HostNetwork: p.Spec.HostNetwork},
 		Status: corev1.PodStatus{Phase: p.Status.Phase, PodIP: p.Status.PodIP, PodIPs: p.Status.PodIPs},
 	}
+	// Readiness: the node taint controller waits for the agent pod's.
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			slim.Status.Conditions = []corev1.PodCondition{{Type: c.Type, Status: c.Status}}
+		}
+	}
 	return slim, nil
 }
 
-// SetupWithManager registers the index, the intent controller and the
-// zero-trust namespace controller with the manager.
+// SetupWithManager registers the index, the intent controller, the
+// zero-trust namespace controller and the node startup-taint controller
+// with the manager.
 func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.ServiceIntent{}, referenceIndex, intentReferences); err != nil {
 		return err
@@ -99,7 +107,10 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 		return err
 	}
 	ns := &NamespaceReconciler{Client: mgr.GetClient(), DNS: opts.DNS}
-	return ns.setup(mgr)
+	if err := ns.setup(mgr); err != nil {
+		return err
+	}
+	return (&NodeTaintReconciler{Client: mgr.GetClient()}).setup(ctx, mgr)
 }
 
 // intentChanged passes spec changes and the start of a deletion, not the

@@ -28,11 +28,12 @@ func TestFirstSyncReplacesColdStart(t *testing.T) {
 		Builtin: map[string][]string{
 			"FORWARD": {"-P FORWARD ACCEPT", "-A FORWARD -j PALISADE-FORWARD"},
 			"INPUT":   {"-P INPUT ACCEPT"},
+			"OUTPUT":  {"-P OUTPUT ACCEPT"},
 		},
 	}
 	script := iptables.RestoreInput(minimal(), afterColdStart)
-	if got, want := tail(script), []string{"-I INPUT 1 -j PALISADE-INPUT"}; strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("jump fixes %q, want %q (FORWARD's jump kept, INPUT's added)\n%s", got, want, script)
+	if got, want := tail(script), []string{"-I INPUT 1 -j PALISADE-INPUT", "-I OUTPUT 1 -j PALISADE-OUTPUT"}; strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("jump fixes %q, want %q (FORWARD's jump kept, INPUT's and OUTPUT's added)\n%s", got, want, script)
 	}
 	if !strings.Contains(script, ":"+iptables.ChainForward+" - [0:0]\n") {
 		t.Errorf("the first sync does not flush %s, so the cold-start drop would stay:\n%s", iptables.ChainForward, script)
@@ -40,9 +41,9 @@ func TestFirstSyncReplacesColdStart(t *testing.T) {
 	if strings.Contains(script, "cold start") || strings.Count(script, "COMMIT") != 1 {
 		t.Errorf("not one commit free of the cold start:\n%s", script)
 	}
-	// The cold start itself hooks FORWARD only, never INPUT.
+	// The cold start itself hooks FORWARD only, never INPUT or OUTPUT.
 	cs := iptables.ColdStartInput(iptables.IPv4, iptables.Current{})
-	if strings.Contains(cs, "INPUT") {
-		t.Errorf("the cold start touches INPUT:\n%s", cs)
+	if strings.Contains(cs, "INPUT") || strings.Contains(cs, "OUTPUT") {
+		t.Errorf("the cold start touches INPUT or OUTPUT:\n%s", cs)
 	}
 }

@@ -13,10 +13,12 @@
 //
 //	FORWARD  rule 1: -j PALISADE-FORWARD
 //	INPUT    rule 1: -j PALISADE-INPUT
+//	OUTPUT   rule 1: -j PALISADE-OUTPUT
 //
 //	PALISADE-FORWARD  ct RELATED,ESTABLISHED → RETURN; mid-stream; -j PALISADE-EGRESS; -j PALISADE-INGRESS
 //	PALISADE-INPUT    ct RELATED,ESTABLISHED → RETURN; mid-stream; (IPv6) neighbour discovery → RETURN; -j PALISADE-EGRESS
 //	  where mid-stream is: -m conntrack --ctstate NEW -p tcp ! --syn -j PALISADE-MIDSTREAM
+//	PALISADE-OUTPUT   -m conntrack --ctstate NEW -p tcp ! --syn -j PALISADE-MS-DST   (nothing else)
 //	PALISADE-MIDSTREAM -j PALISADE-MS-SRC; -j PALISADE-MS-DST
 //	PALISADE-MS-SRC   -s <policed local pod IP> -j DROP          (dispatch on the source)
 //	PALISADE-MS-DST   -d <policed local pod IP> -j DROP          (dispatch on the destination)
@@ -26,7 +28,7 @@
 //	PALISADE-PEG-/PIN-<hash> one per policy and direction
 //	PALISADE-SRC-/DST-<hash> one per peer list (its IP ranges), shared by rules
 //
-// The two jump rules are the only thing outside PALISADE-* chains we ever
+// The three jump rules are the only thing outside PALISADE-* chains we ever
 // write. They are inserted at position 1 when missing (or moved there when
 // something was inserted before them, or deduplicated) inside the same
 // restore that fills the chains, so a sync never leaves the chains filled and
@@ -46,7 +48,10 @@
 // PALISADE-MS-SRC and PALISADE-MS-DST are dispatch chains built exactly like
 // PALISADE-EGRESS and PALISADE-INGRESS (the same tree beyond 16 addresses)
 // whose leaves drop: the cost per pod is the one the dispatch already pays,
-// and only new non-SYN TCP packets (rare) walk them.
+// and only new non-SYN TCP packets (rare) walk them. PALISADE-OUTPUT sends
+// the node's own mid-stream packets through PALISADE-MS-DST, so that a cut
+// connection between a pod and the node stays cut when the node retransmits
+// first (render.OutputMidStreamRules); it judges nothing else.
 //
 // # Accept without ACCEPT: the mark bit
 //
@@ -108,19 +113,21 @@
 //
 // # What is not filtered, and why (as in the nftables backend)
 //
-//   - Traffic from the node to its pods: the OUTPUT chain is not touched, so
-//     kubelet probes reach pods under default deny
-//     (kubernetes-sigs/kube-network-policies#65); replies are established.
+//   - Traffic from the node to its pods: PALISADE-OUTPUT drops only TCP
+//     pickups without SYN towards policed pods, so kubelet probes reach pods
+//     under default deny (kubernetes-sigs/kube-network-policies#65); replies
+//     are established.
 //   - Packets of connections that were allowed when they started
 //     (RELATED,ESTABLISHED) pass even after a policy change; upstream leaves
 //     this implementation-defined (kubernetes/website#43438). Entries the
 //     conntrack cutter deletes stay deleted: the mid-stream chains keep a
-//     retransmission from starting a reversed entry. A policed pod's TCP
-//     connection whose entry is lost otherwise must reconnect.
-//   - The node's own packets to pods, mid-stream ones included, and UDP
-//     flows (no handshake tells a first packet from a later one): a cut
-//     connection with the node, or a cut UDP flow whose unjudged side sends
-//     first, can revive.
+//     retransmission (a peer pod's or the node's own) from starting a
+//     reversed entry. A policed pod's TCP connection whose entry is lost
+//     otherwise must reconnect.
+//   - UDP flows (no handshake tells a first packet from a later one): a cut
+//     UDP flow whose unjudged side sends first, the node included, can
+//     revive; the cutter's revival pass deletes it again when it reuses the
+//     cut flow's tuple within about 3 s of the cut.
 //   - IPv6 neighbour discovery from a pod to the node (router solicitation,
 //     neighbour solicitation and advertisement) on INPUT: without it an
 //     egress-isolated IPv6 pod cannot resolve its gateway, nor answer the

@@ -43,6 +43,11 @@ func Render(st *policy.State, fam Family, markBit uint32, opts ...render.Option)
 		}
 	}
 	input.Rules = append(input.Rules, Rule{Target: Jump, Chain: ChainEgress})
+	// The node's own packets: only a mid-stream pickup towards a policed
+	// pod is dropped (the destination dispatch of the mid-stream chains).
+	output := Chain{Name: ChainOutput, Rules: []Rule{
+		{CtState: "NEW", Proto: protoTCP, TCPNotSYN: true, Target: Jump, Chain: ChainMidStreamDst},
+	}}
 
 	rules := map[string]*policy.PolicyRules{}
 	for i := range st.Policies {
@@ -66,7 +71,7 @@ func Render(st *policy.State, fam Family, markBit uint32, opts ...render.Option)
 	r.dispatch(ChainMidStreamDst, ChainMidStreamDst, true, slices.Clone(policed))
 
 	rs := &Ruleset{Family: fam, MarkBit: markBit}
-	rs.Chains = append(rs.Chains, forward, input, *r.chains[ChainEgress], *r.chains[ChainIngress])
+	rs.Chains = append(rs.Chains, forward, input, output, *r.chains[ChainEgress], *r.chains[ChainIngress])
 	var rest []Chain
 	for name, c := range r.chains {
 		if name != ChainEgress && name != ChainIngress {

@@ -169,8 +169,8 @@ func TestDispatchTreeIsShallow(t *testing.T) {
 
 // TestTracerAgreesWithModelAndNFT is the differential test: random
 // clusters and packets; the iptables rules traced like netfilter decide as
-// the model, the oracle and the nftables ruleset do, for the forward and
-// the input path, whatever the packet mark was on entry.
+// the model, the oracle and the nftables ruleset do, for the forward, the
+// input and the output path, whatever the packet mark was on entry.
 func TestTracerAgreesWithModelAndNFT(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 5))
 	packets, midStreamOnly := 0, 0
@@ -220,12 +220,16 @@ func TestTracerAgreesWithModelAndNFT(t *testing.T) {
 			if got, want := trace(rs, iptables.ChainInput, p, mark), nft.Trace(render.HookInput, p); got != want {
 				t.Fatalf("round %d %+v: input traced %v, nftables %v\n%s", round, p, got, want, iptables.RestoreInput(rs, iptables.Current{}))
 			}
+			// The node's own new connections are never judged.
+			if got, logs := traceLogs(rs, iptables.ChainOutput, p, mark); !got || len(logs) > 0 {
+				t.Fatalf("round %d %+v: output traced %v %q, want passed unlogged\n%s", round, p, got, logs, iptables.RestoreInput(rs, iptables.Current{}))
+			}
 			// Picked up mid-stream by conntrack: as the nftables ruleset
 			// decides it (the render tests check that against the oracle).
 			for _, start := range []struct {
 				chain string
 				hook  render.Hook
-			}{{iptables.ChainForward, render.HookForward}, {iptables.ChainInput, render.HookInput}} {
+			}{{iptables.ChainForward, render.HookForward}, {iptables.ChainInput, render.HookInput}, {iptables.ChainOutput, render.HookOutput}} {
 				got, logs := traceSegment(rs, start.chain, p, mark, true)
 				want, wantLogs := nft.TraceSegment(start.hook, p, render.SegmentMidStream)
 				if got != want || !reflect.DeepEqual(logs, wantLogs) {

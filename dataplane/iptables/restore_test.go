@@ -26,21 +26,24 @@ func TestRestoreInputFixesJumpsAndRemovesStaleChains(t *testing.T) {
 	hooked := map[string][]string{
 		"FORWARD": {"-P FORWARD ACCEPT", "-A FORWARD -j PALISADE-FORWARD", "-A FORWARD -j KUBE-FORWARD"},
 		"INPUT":   {"-P INPUT ACCEPT", "-A INPUT -j PALISADE-INPUT"},
+		"OUTPUT":  {"-P OUTPUT ACCEPT", "-A OUTPUT -j PALISADE-OUTPUT"},
 	}
 	cases := []struct {
 		name string
 		cur  iptables.Current
 		want []string
 	}{
-		{"fresh node", iptables.Current{}, []string{"-I FORWARD 1 -j PALISADE-FORWARD", "-I INPUT 1 -j PALISADE-INPUT"}},
+		{"fresh node", iptables.Current{}, []string{"-I FORWARD 1 -j PALISADE-FORWARD", "-I INPUT 1 -j PALISADE-INPUT", "-I OUTPUT 1 -j PALISADE-OUTPUT"}},
 		{"already hooked", iptables.Current{Builtin: hooked}, nil},
 		{"someone inserted before us", iptables.Current{Builtin: map[string][]string{
 			"FORWARD": {"-P FORWARD ACCEPT", "-A FORWARD -j KUBE-FORWARD", "-A FORWARD -j PALISADE-FORWARD"},
 			"INPUT":   hooked["INPUT"],
+			"OUTPUT":  hooked["OUTPUT"],
 		}}, []string{"-D FORWARD -j PALISADE-FORWARD", "-I FORWARD 1 -j PALISADE-FORWARD"}},
 		{"duplicated jump", iptables.Current{Builtin: map[string][]string{
 			"FORWARD": hooked["FORWARD"],
 			"INPUT":   {"-P INPUT ACCEPT", "-A INPUT -j PALISADE-INPUT", "-A INPUT -j PALISADE-INPUT"},
+			"OUTPUT":  hooked["OUTPUT"],
 		}}, []string{"-D INPUT -j PALISADE-INPUT", "-D INPUT -j PALISADE-INPUT", "-I INPUT 1 -j PALISADE-INPUT"}},
 		{"stale chains", iptables.Current{Builtin: hooked, Chains: []string{
 			iptables.ChainForward, iptables.ChainEgress, "PALISADE-PIN-0123456789", "PALISADE-SRC-0123456789",
@@ -69,21 +72,25 @@ func TestUninstallInput(t *testing.T) {
 		t.Errorf("nothing of ours, yet uninstall does:\n%s", got)
 	}
 	cur := iptables.Current{
-		Chains: []string{iptables.ChainInput, iptables.ChainForward, "PALISADE-IN-0123456789"},
+		Chains: []string{iptables.ChainInput, iptables.ChainForward, iptables.ChainOutput, "PALISADE-IN-0123456789"},
 		Builtin: map[string][]string{
 			"FORWARD": {"-P FORWARD ACCEPT", "-A FORWARD -j PALISADE-FORWARD", "-A FORWARD -j OTHER"},
 			"INPUT":   {"-P INPUT DROP", "-A INPUT -j PALISADE-INPUT"},
+			"OUTPUT":  {"-P OUTPUT ACCEPT", "-A OUTPUT -j PALISADE-OUTPUT"},
 		},
 	}
 	want := `*filter
 :PALISADE-FORWARD - [0:0]
 :PALISADE-IN-0123456789 - [0:0]
 :PALISADE-INPUT - [0:0]
+:PALISADE-OUTPUT - [0:0]
 -D FORWARD -j PALISADE-FORWARD
 -D INPUT -j PALISADE-INPUT
+-D OUTPUT -j PALISADE-OUTPUT
 -X PALISADE-FORWARD
 -X PALISADE-IN-0123456789
 -X PALISADE-INPUT
+-X PALISADE-OUTPUT
 COMMIT
 `
 	if got := iptables.UninstallInput(cur); got != want {

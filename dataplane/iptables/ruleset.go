@@ -32,6 +32,10 @@ const ChainPrefix = "PALISADE-"
 const (
 	ChainForward = ChainPrefix + "FORWARD"
 	ChainInput   = ChainPrefix + "INPUT"
+	// ChainOutput holds only the destination half of the mid-stream drop
+	// (render.OutputMidStreamRules says why): the node's new connections
+	// to pods are never judged.
+	ChainOutput  = ChainPrefix + "OUTPUT"
 	ChainEgress  = ChainPrefix + "EGRESS"
 	ChainIngress = ChainPrefix + "INGRESS"
 	// ChainMidStream drops TCP packets that would start a conntrack entry
@@ -47,6 +51,7 @@ const (
 var Hooks = []struct{ Builtin, Chain string }{
 	{"FORWARD", ChainForward},
 	{"INPUT", ChainInput},
+	{"OUTPUT", ChainOutput},
 }
 
 // DefaultMarkBit is the packet-mark bit that tells "allowed" inside our

@@ -62,6 +62,10 @@ func addForeignState(t *testing.T, n *netnstest.Node) {
 			{"-A", "FORWARD", "-j", "OTHER"},
 			{"-A", "FORWARD", "-p", "tcp", "--dport", "81", "-j", "DROP"},
 			{"-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT"},
+			// A foreign rule in OUTPUT, where our jump to PALISADE-OUTPUT goes
+			// first (with iptables-nft the jump alone would create an empty
+			// built-in OUTPUT chain, as it does FORWARD and INPUT).
+			{"-A", "OUTPUT", "-p", "tcp", "--dport", "2222", "-j", "ACCEPT"},
 			{"-t", "nat", "-N", "KUBE-TEST"},
 			{"-t", "nat", "-A", "KUBE-TEST", "-j", "RETURN"},
 			{"-t", "mangle", "-A", "PREROUTING", "-j", "MARK", "--set-xmark", mark},

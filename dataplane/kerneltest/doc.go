@@ -10,6 +10,9 @@
 //   - invalid_test.go: conntrack-invalid segments are dropped for policed pods.
 //   - midstream_test.go: a connection cut by the conntrack cutter stays cut
 //     (TCP pickups without SYN to or from policed pods are dropped).
+//   - midstream_node_test.go: the same for a pod's connection to a server on
+//     its own node, which the node's retransmission would revive through the
+//     output hook; the node's new connections to the pod still pass.
 //   - flowlog_test.go: the verdict log (NFLOG) of both backends, Audit mode
 //     and the log rate limit under a SYN flood.
 //   - agent_flows_test.go: agent, kernel and API server: flows reach the

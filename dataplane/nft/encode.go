@@ -26,9 +26,14 @@ var (
 func chainObject(c *render.Chain) *nftables.Chain {
 	ch := &nftables.Chain{Name: c.Name, Table: table}
 	if c.IsBase() {
-		hook := nftables.ChainHookForward
-		if c.Hook == render.HookInput {
+		var hook *nftables.ChainHook
+		switch c.Hook {
+		case render.HookInput:
 			hook = nftables.ChainHookInput
+		case render.HookOutput:
+			hook = nftables.ChainHookOutput
+		default:
+			hook = nftables.ChainHookForward
 		}
 		accept := nftables.ChainPolicyAccept
 		ch.Hooknum = hook

@@ -20,7 +20,7 @@ func Render(st *policy.State, opts ...Option) *Ruleset {
 	r := &renderer{sets: map[string]*Set{}, log: o.Log, chainNames: map[dirKey]string{}}
 	policyChains := map[dirKey]bool{}
 
-	egressChain, ingressChain, inputChain := BaseChains[0], BaseChains[1], BaseChains[2]
+	egressChain, ingressChain, inputChain, outputChain := BaseChains[0], BaseChains[1], BaseChains[2], BaseChains[3]
 	egressChain.Rules = dispatchRules(MapEgress4, MapEgress6, false)
 	ingressChain.Rules = dispatchRules(MapIngress4, MapIngress6, true)
 	inputChain.Rules = dispatchRules(MapEgress4, MapEgress6, false)
@@ -29,7 +29,10 @@ func Render(st *policy.State, opts ...Option) *Ruleset {
 	// policed pods, right after the established accept.
 	egressChain.Rules = slices.Insert(egressChain.Rules, 1, MidStreamRules()...)
 	inputChain.Rules = slices.Insert(inputChain.Rules, 1, MidStreamRules()...)
-	r.chains = []Chain{egressChain, ingressChain, inputChain}
+	// The output hook holds nothing else: the node's own new connections
+	// to pods (kubelet probes) are never judged.
+	outputChain.Rules = OutputMidStreamRules()
+	r.chains = []Chain{egressChain, ingressChain, inputChain, outputChain}
 	r.sets[MapIngress4] = &Set{Name: MapIngress4, Kind: MapAddr4}
 	r.sets[MapIngress6] = &Set{Name: MapIngress6, Kind: MapAddr6}
 	r.sets[MapEgress4] = &Set{Name: MapEgress4, Kind: MapAddr4}
@@ -193,6 +196,25 @@ func MidStreamRules() []Rule {
 			Rule{Family: fam.f, CtState: CtNew, TCPNotSYN: true, DaddrSet: fam.set, Verdict: Drop})
 	}
 	return out
+}
+
+// OutputMidStreamRules are the destination half of MidStreamRules, for the
+// output hook: a TCP packet the node itself sends to a policed local pod that
+// would start a conntrack entry without being a pure SYN is dropped.
+//
+// The input hook judges a pod's connection to the node itself (a server in
+// the node's namespace or a hostNetwork pod) by the pod's egress policy.
+// When the cutter deletes the entry of such a connection, the node's next
+// retransmission leaves through the output hook; with nf_conntrack_tcp_loose
+// it would start an entry node→pod, and the pod's packets would then pass
+// input-egress as that entry's replies: the cut connection would revive.
+// Only mid-stream packets are dropped: the node's new connections to pods
+// (SYN first: kubelet probes) still pass even under default deny.
+func OutputMidStreamRules() []Rule {
+	return []Rule{
+		{Family: Family4, CtState: CtNew, TCPNotSYN: true, DaddrSet: SetPoliced4, Verdict: Drop},
+		{Family: Family6, CtState: CtNew, TCPNotSYN: true, DaddrSet: SetPoliced6, Verdict: Drop},
+	}
 }
 
 // PolicedIPs returns the addresses of the local pods that a policy isolates

@@ -188,6 +188,16 @@ func TestTracerAgreesWithModelAndOracle(t *testing.T) {
 			if midPass != wantPass || !reflect.DeepEqual(midLogs, wantLogs) {
 				t.Fatalf("round %d %+v mid-stream: traced %v %v, want %v %v\n%s\naudit:%s\n%s", round, p, midPass, midLogs, wantPass, wantLogs, pt.Describe(in.Policies), pt.Describe(in.AuditPolicies), rs.Text())
 			}
+			// The node sending the same packet (output hook): a new
+			// connection always passes, unlogged; a mid-stream pickup is
+			// dropped when TCP and the destination is isolated.
+			for _, seg := range []render.Segment{render.SegmentSYN, render.SegmentMidStream} {
+				outPass, outLogs := rs.TraceSegment(render.HookOutput, p, seg)
+				want := !(seg == render.SegmentMidStream && p.Protocol == corev1.ProtocolTCP && oracleIsolated(in, p.Dst))
+				if outPass != want || len(outLogs) > 0 {
+					t.Fatalf("round %d %+v output hook (segment %d): traced %v %v, want %v unlogged\n%s", round, p, seg, outPass, outLogs, want, rs.Text())
+				}
+			}
 		}
 	}
 	// revived counts packets whose SYN passes but whose mid-stream start is
@@ -379,6 +389,14 @@ func TestMidStreamPackets(t *testing.T) {
 		{"policed pod mid-stream to the node", render.HookInput, pt.Packet(server, nodeIP, tcp, 10250), render.SegmentMidStream, false},
 		{"policed pod SYN to the node", render.HookInput, pt.Packet(server, nodeIP, tcp, 10250), render.SegmentSYN, true},
 		{"unpoliced pod mid-stream to the node", render.HookInput, pt.Packet(client, nodeIP, tcp, 10250), render.SegmentMidStream, true},
+		// The node's own packets (output hook): its retransmission after a
+		// cut is dropped; its new connections (kubelet probes) pass.
+		{"node mid-stream to policed pod", render.HookOutput, pt.Packet(nodeIP, server, tcp, 80), render.SegmentMidStream, false},
+		{"node mid-stream to policed pod (IPv6)", render.HookOutput, pt.Packet("fd00::1", server6, tcp, 80), render.SegmentMidStream, false},
+		{"node SYN to policed pod, denied port", render.HookOutput, pt.Packet(nodeIP, server, tcp, 8080), render.SegmentSYN, true},
+		{"node UDP to policed pod", render.HookOutput, pt.Packet(nodeIP, server, udp, 53), render.SegmentMidStream, true},
+		{"node mid-stream to unpoliced pod", render.HookOutput, pt.Packet(nodeIP, client, tcp, 80), render.SegmentMidStream, true},
+		{"policed pod mid-stream from the node's address", render.HookOutput, pt.Packet(server, nodeIP, tcp, 80), render.SegmentMidStream, true},
 	}
 	for _, c := range cases {
 		got, logs := rs.TraceSegment(c.hook, c.p, c.seg)

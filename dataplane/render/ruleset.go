@@ -8,8 +8,9 @@
 //	chain egress         hook forward priority filter - 10, policy accept
 //	chain ingress        hook forward priority filter,      policy accept
 //	chain input-egress   hook input   priority filter - 10, policy accept
+//	chain output-midstream hook output priority filter - 10, policy accept
 //
-// Each base chain first accepts `ct state established,related` (replies and
+// The forward and input base chains first accepts `ct state established,related` (replies and
 // related flows of connections that were allowed when they started), then
 // dispatches with one verdict-map lookup on the local pod's address
 // (`ip saddr vmap @egress4` and so on) to the chain of the pod's group. Pods
@@ -30,6 +31,15 @@
 // non-audit group isolates in either direction (audit-only pods are not
 // isolated). See MidStreamRules for why; the ingress chain needs no copy,
 // the egress chain sees every forwarded packet first.
+//
+// The output hook's chain holds the destination half only and nothing else
+// (OutputMidStreamRules):
+//
+//	ct state new tcp flags & (fin | syn | rst | ack) != syn ip daddr @policed4 drop
+//
+// (and ip6 / @policed6): a cut connection between a pod and the node itself
+// stays cut when the node retransmits first, while the node's new
+// connections to pods (a SYN: kubelet probes) pass under default deny.
 //
 // A group chain (`in-<hash>` / `eg-<hash>`) drops `ct state invalid`, jumps
 // to the chain of each of its policies and then drops. A policy chain holds
@@ -73,9 +83,10 @@
 // # What is not filtered, and why
 //
 //   - Traffic the node itself sends to its pods leaves through the output
-//     hook, which has no chain here: kubelet probes must reach pods even under
-//     default deny (kubernetes-sigs/kube-network-policies#65). Replies to it
-//     are established.
+//     hook, whose chain judges no policy: kubelet probes must reach pods even
+//     under default deny (kubernetes-sigs/kube-network-policies#65). Replies
+//     to it are established. Only a TCP packet that would start a conntrack
+//     entry without being a SYN is dropped there (see above).
 //   - Traffic of hostNetwork pods is the node's own traffic (see above and the
 //     policy package): they are never targets.
 //   - Packets of connections that were allowed when they started
@@ -86,14 +97,19 @@
 //     nf_conntrack_tcp_loose=1 (the default) the server's retransmission
 //     would start a new entry in the server→client direction, which an
 //     ingress-only policy does not judge, and the client's packets would
-//     pass as its replies. The price: a policed pod's TCP connection whose
-//     entry is lost for any other reason (conntrack table flushed or full)
-//     cannot be picked up again and must reconnect.
-//   - The node's own packets to pods (output hook, see above) are not judged,
-//     mid-stream ones included: a cut connection between a pod and the node
-//     itself can revive when the node retransmits first. UDP has no
-//     handshake to tell a first packet from a later one: a cut UDP flow can
-//     revive when the side no policy judges in that direction sends first.
+//     pass as its replies. The output chain does the same for a connection
+//     between a policed pod and the node itself, which the node's
+//     retransmission would otherwise revive. The price: a policed pod's TCP
+//     connection whose entry is lost for any other reason (conntrack table
+//     flushed or full), the node's own connections to it included, cannot be
+//     picked up again and must reconnect.
+//   - UDP has no handshake to tell a first packet from a later one: a cut
+//     UDP flow (to a pod, or between a pod and the node) revives when the
+//     side no policy judges in that direction sends first, the node's output
+//     included. The cutter's revival pass (dataplane/conntrack) deletes
+//     such an entry again when it reuses the cut flow's exact tuple and
+//     appears within about 3 s of the cut; one that appears later stands
+//     until it expires.
 //   - Remote pods' traffic that only transits this node to a remote pod is
 //     judged where the pods live: only local pods are in the maps.
 //   - IPv6 neighbour discovery from a pod to the node (router solicitation,
@@ -128,6 +144,7 @@ type Hook string
 const (
 	HookForward Hook = "forward"
 	HookInput   Hook = "input"
+	HookOutput  Hook = "output"
 )
 
 // Chain is a chain with its rules.
@@ -262,6 +279,7 @@ var BaseChains = []Chain{
 	{Name: "egress", Hook: HookForward, Priority: -10},
 	{Name: "ingress", Hook: HookForward, Priority: 0},
 	{Name: "input-egress", Hook: HookInput, Priority: -10},
+	{Name: "output-midstream", Hook: HookOutput, Priority: -10},
 }
 
 // Map names.
