@@ -98,8 +98,10 @@ func (f *flowFlags) setup(mgr manager.Manager, a *agent.Agent, node string) erro
 	if err != nil {
 		return fmt.Errorf("report client: %w", err)
 	}
-	return mgr.Add(&agent.ReportWriter{
+	w := &agent.ReportWriter{
 		Client: c, NodeName: node, Interval: f.reportInterval, Aggregator: agg,
 		Programmed: a.Programmed, Ready: a.Ready, ExtraDropped: func() int64 { return int64(extraDropped()) },
-	})
+	}
+	a.OnProgrammedChange = w.Kick
+	return mgr.Add(w)
 }

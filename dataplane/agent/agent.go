@@ -74,6 +74,10 @@ type Agent struct {
 	// unreachable) can program its last known good state before its caches
 	// sync; see Restore.
 	StateFile StateSaver
+	// OnProgrammedChange, when set, is called after a sync that changed the
+	// intents (or their generations or modes) programmed on the node:
+	// ReportWriter.Kick, so the change reaches the intents' status at once.
+	OnProgrammedChange func()
 
 	ready   atomic.Bool
 	trigger chan struct{}
@@ -346,7 +350,10 @@ func (a *Agent) input(ctx context.Context) (policy.Input, syncMeta, error) {
 // programmed, and the state and attribution index for the flow log.
 func (a *Agent) committed(st *policy.State, meta syncMeta) {
 	programmed := a.tracker.update(programmedIntents(st, meta.refs), time.Now())
-	a.programmed.Store(&programmed)
+	prev := a.programmed.Swap(&programmed)
+	if a.OnProgrammedChange != nil && (prev == nil || !sameProgrammed(*prev, programmed)) {
+		a.OnProgrammedChange()
+	}
 	if a.Flows != nil {
 		intents := make(map[string]string, len(meta.refs))
 		for key, ref := range meta.refs {

@@ -2,8 +2,10 @@ package agent_test
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -74,9 +76,20 @@ func TestAuditIntentBecomesAuditPolicies(t *testing.T) {
 	rec := &recordingBackend{}
 	src := &stateRecorder{updates: make(chan *policy.State, 100)}
 	agg := flows.NewAggregator(100, time.Hour)
+	// Each change of what is programmed (intent, generation, mode) kicks the
+	// report writer; syncs that change nothing of it do not.
+	var kicks atomic.Int64
 	a := &agent.Agent{NodeName: "node-a", Cache: e.start(), Backend: rec, MinInterval: 20 * time.Millisecond,
-		Flows: &agent.FlowObserver{Events: src, Aggregator: agg}}
+		Flows: &agent.FlowObserver{Events: src, Aggregator: agg}, OnProgrammedChange: func() { kicks.Add(1) }}
 	go func() { _ = a.Start(e.ctx) }()
+	expectKicks := func(want int64) {
+		t.Helper()
+		waitFor(t, fmt.Sprintf("%d report kicks", want), 5*time.Second, func() bool { return kicks.Load() >= want })
+		time.Sleep(100 * time.Millisecond) // later syncs that change nothing must not kick
+		if got := kicks.Load(); got != want {
+			t.Errorf("%d report kicks, want %d", got, want)
+		}
+	}
 
 	ingress := compiler.IngressPolicyName("orders")
 	auditKey, enforceKey := policy.AuditKey("shop", ingress), "shop/"+ingress
@@ -106,6 +119,11 @@ func TestAuditIntentBecomesAuditPolicies(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkProgrammed(t, a, si.Generation, v1alpha1.ModeAudit)
+	// The first sync may have programmed nothing yet, then the audited
+	// intent: one or two kicks.
+	waitFor(t, "a report kick", 5*time.Second, func() bool { return kicks.Load() >= 1 })
+	time.Sleep(100 * time.Millisecond)
+	nKicks := kicks.Load()
 
 	// The flow log's events are attributed against the synced state.
 	waitFor(t, "the state handed to the flow log", 5*time.Second, func() bool { return len(src.updates) > 0 })
@@ -131,6 +149,7 @@ func TestAuditIntentBecomesAuditPolicies(t *testing.T) {
 		t.Fatalf("enforce intent without its policies: group %v, want still audited", got)
 	}
 	checkProgrammed(t, a, si.Generation, v1alpha1.ModeAudit)
+	expectKicks(nKicks + 1)
 
 	// The controller's policies arrive: they take over in the same sync.
 	mark := len(rec.all())
@@ -154,6 +173,7 @@ func TestAuditIntentBecomesAuditPolicies(t *testing.T) {
 		t.Error("audit policy still in the state next to the enforce one")
 	}
 	checkProgrammed(t, a, si.Generation, v1alpha1.ModeEnforce)
+	expectKicks(nKicks + 2)
 }
 
 func checkProgrammed(t *testing.T, a *agent.Agent, gen int64, mode v1alpha1.IntentMode) {

@@ -65,3 +65,11 @@ func (t *programmedTracker) update(current map[string]intentRef, now time.Time) 
 	})
 	return out
 }
+
+// sameProgrammed compares two programmed lists by intent, generation and
+// mode (not by time: an entry keeps its programmedAt while unchanged).
+func sameProgrammed(a, b []v1alpha1.ProgrammedIntent) bool {
+	return slices.EqualFunc(a, b, func(x, y v1alpha1.ProgrammedIntent) bool {
+		return x.Namespace == y.Namespace && x.Name == y.Name && x.Generation == y.Generation && x.Mode == y.Mode
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -67,7 +68,10 @@ type ReportWriter struct {
 	// (the verdict log's overruns).
 	ExtraDropped func() int64
 
+	kicks    chan struct{}
+	kickOnce sync.Once
 	started  time.Time
+	lastAt   time.Time
 	last     *v1alpha1.NodeFlowReportSpec
 	skipped  int
 	nodeUID  types.UID
@@ -87,15 +91,48 @@ func (w *ReportWriter) Start(ctx context.Context) error {
 	t := time.NewTicker(w.interval())
 	defer t.Stop()
 	for {
+		kicked := false
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		case <-w.kickChan():
+			kicked = true
+			// Spaced, so that a run of policy changes costs a few writes.
+			if wait := KickSpacing - time.Since(w.lastAt); wait > 0 {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(wait):
+				}
+			}
 		}
-		if _, err := w.Tick(ctx, time.Now()); err != nil {
+		if _, err := w.tick(ctx, time.Now(), kicked); err != nil {
 			logger.Error(err, "write flow report")
 		}
 	}
+}
+
+// KickSpacing is the shortest time between a write and the next one that
+// Kick asks for.
+const KickSpacing = 200 * time.Millisecond
+
+// Kick asks for a report now rather than at the next interval: the agent
+// calls it when a sync changed the intents programmed on the node, so that
+// an intent's Enforced condition follows a change within a fraction of a
+// second, not up to a whole interval (10 s by default) later. Writes stay
+// bounded: only a changed report is written, and kicks are spaced by
+// KickSpacing.
+func (w *ReportWriter) Kick() {
+	select {
+	case w.kickChan() <- struct{}{}:
+	default: // one is pending already
+	}
+}
+
+func (w *ReportWriter) kickChan() chan struct{} {
+	w.kickOnce.Do(func() { w.kicks = make(chan struct{}, 1) })
+	return w.kicks
 }
 
 func (w *ReportWriter) interval() time.Duration {
@@ -107,6 +144,12 @@ func (w *ReportWriter) interval() time.Duration {
 
 // Tick makes one interval's decision at now and tells whether it wrote.
 func (w *ReportWriter) Tick(ctx context.Context, now time.Time) (bool, error) {
+	return w.tick(ctx, now, false)
+}
+
+// tick writes the report if it changed, or as the heartbeat; a kicked tick
+// writes only a changed report and does not count towards the heartbeat.
+func (w *ReportWriter) tick(ctx context.Context, now time.Time, kicked bool) (bool, error) {
 	if w.started.IsZero() {
 		w.started = now
 	}
@@ -118,8 +161,10 @@ func (w *ReportWriter) Tick(ctx context.Context, now time.Time) (bool, error) {
 	if heartbeat <= 0 {
 		heartbeat = DefaultHeartbeatEvery
 	}
-	if w.last != nil && flows.SameContent(w.last, &spec) && w.skipped+1 < heartbeat {
-		w.skipped++
+	if w.last != nil && flows.SameContent(w.last, &spec) && (kicked || w.skipped+1 < heartbeat) {
+		if !kicked {
+			w.skipped++
+		}
 		flowReports.WithLabelValues(reportUnchanged).Inc()
 		return false, nil
 	}
@@ -128,7 +173,7 @@ func (w *ReportWriter) Tick(ctx context.Context, now time.Time) (bool, error) {
 		return false, err
 	}
 	flowReports.WithLabelValues(reportWritten).Inc()
-	w.last, w.skipped = &spec, 0
+	w.last, w.skipped, w.lastAt = &spec, 0, now
 	return true, nil
 }
 

@@ -1,6 +1,7 @@
 package agent_test
 
 import (
+	"fmt"
 	"net/netip"
 	"sync/atomic"
 	"testing"
@@ -113,5 +114,55 @@ func TestReportWriter(t *testing.T) {
 	agg.Add(deniedFlow(7))
 	if ok, err := w2.Tick(e.ctx, now.Add(13*time.Second)); err != nil || !ok {
 		t.Errorf("a new flow was not written: %v %v", ok, err)
+	}
+}
+
+// TestReportWriterKick: a change of the programmed intents is written at
+// once when the agent kicks the writer, not at the next interval; a kick
+// with nothing new writes nothing.
+func TestReportWriterKick(t *testing.T) {
+	e := newEnv(t)
+	e.create(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-k"}})
+	var gen atomic.Int64
+	gen.Store(1)
+	programmed := func() []v1alpha1.ProgrammedIntent {
+		return []v1alpha1.ProgrammedIntent{{Namespace: "shop", Name: "orders", Generation: gen.Load(), Mode: v1alpha1.ModeEnforce, ProgrammedAt: metav1.NewMicroTime(time.Unix(1_700_000_000, 0))}}
+	}
+	w := &agent.ReportWriter{Client: e.c, NodeName: "node-k", Interval: time.Hour, Programmed: programmed}
+	go func() { _ = w.Start(e.ctx) }()
+
+	reported := func(want int64) (string, error) {
+		var r v1alpha1.NodeFlowReport
+		if err := e.c.Get(e.ctx, client.ObjectKey{Name: "node-k"}, &r); err != nil {
+			return "", err
+		}
+		if len(r.Spec.Intents) != 1 || r.Spec.Intents[0].Generation != want {
+			return "", fmt.Errorf("intents %+v, want generation %d", r.Spec.Intents, want)
+		}
+		return r.ResourceVersion, nil
+	}
+	waitReported := func(want int64) string {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second) // the interval is an hour
+		for {
+			rv, err := reported(want)
+			if err == nil {
+				return rv
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("not reported after a kick: %v", err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	w.Kick()
+	waitReported(1)
+	gen.Store(2)
+	w.Kick()
+	rv := waitReported(2)
+	w.Kick() // nothing changed
+	time.Sleep(agent.KickSpacing + 300*time.Millisecond)
+	if now, err := reported(2); err != nil || now != rv {
+		t.Errorf("a kick without change rewrote the report: version %s -> %s (%v)", rv, now, err)
 	}
 }

@@ -25,13 +25,15 @@ const enforcementTimeout = 60 * time.Second
 // x/b on a port the prober does not use) at a fixed interval while a load
 // runs, and measures each change until the intent's status says it is
 // programmed on every node that must enforce it: the latency the status
-// reports (programmedAt - changedAt) and the wall time the user waits.
+// reports (programmedAt - changedAt), the wall time until node-1's report
+// lists the change, and the wall time the user waits for the status.
 type enforcementSampler struct {
 	stopc chan struct{}
 	done  chan struct{}
 
 	mu           sync.Mutex
 	status, wall []time.Duration
+	reported     []time.Duration
 	missed       int
 	errs         []string
 }
@@ -77,25 +79,44 @@ func (s *enforcementSampler) measure(ctx context.Context, port int) {
 	si := loadProbeIntent(port)
 	start := time.Now()
 	if err := framework.ApplyObject(ctx, cl.Client, si); err != nil {
-		s.record(0, 0, fmt.Sprintf("apply: %v", err))
+		s.record(0, 0, 0, fmt.Sprintf("apply: %v", err))
 		return
 	}
 	gen := si.Generation
+	var reported time.Duration // until node-1's report lists the generation
 	for time.Since(start) < enforcementTimeout {
+		if reported == 0 && reportLists(ctx, "node-1", si, gen) {
+			reported = time.Since(start)
+		}
 		var got palisadev1alpha1.ServiceIntent
 		if err := cl.Client.Get(ctx, client.ObjectKeyFromObject(si), &got); err == nil {
 			e := got.Status.Enforcement
 			if e != nil && e.Generation == gen && e.NodesDesired > 0 && e.NodesProgrammed == e.NodesDesired && e.Latency != nil {
-				s.record(e.Latency.Duration, time.Since(start), "")
+				s.record(e.Latency.Duration, time.Since(start), reported, "")
 				return
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	s.record(0, 0, fmt.Sprintf("generation %d not enforced within %s", gen, enforcementTimeout))
+	s.record(0, 0, 0, fmt.Sprintf("generation %d not enforced within %s (node-1's report listed it after %s)", gen, enforcementTimeout, reported))
 }
 
-func (s *enforcementSampler) record(status, wall time.Duration, miss string) {
+// reportLists tells whether the node's NodeFlowReport lists the intent at
+// generation gen or later.
+func reportLists(ctx context.Context, node string, si *palisadev1alpha1.ServiceIntent, gen int64) bool {
+	var r palisadev1alpha1.NodeFlowReport
+	if err := cl.Client.Get(ctx, client.ObjectKey{Name: node}, &r); err != nil {
+		return false
+	}
+	for _, p := range r.Spec.Intents {
+		if p.Namespace == si.Namespace && p.Name == si.Name && p.Generation >= gen {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *enforcementSampler) record(status, wall, reported time.Duration, miss string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if miss != "" {
@@ -105,6 +126,9 @@ func (s *enforcementSampler) record(status, wall time.Duration, miss string) {
 	}
 	s.status = append(s.status, status)
 	s.wall = append(s.wall, wall)
+	if reported > 0 {
+		s.reported = append(s.reported, reported)
+	}
 }
 
 // stop ends the sampling (after the change in flight) and returns the
@@ -124,6 +148,9 @@ func (s *enforcementSampler) stop() map[string]any {
 	if len(s.status) > 0 {
 		figs["enforcementLatencyStatusMs"] = quantiles(s.status)
 		figs["enforcementLatencyWallMs"] = quantiles(s.wall)
+	}
+	if len(s.reported) > 0 {
+		figs["enforcementReportedWallMs"] = quantiles(s.reported)
 	}
 	return figs
 }
