@@ -37,6 +37,9 @@ const agentNodeIndex = "palisade.agentNode"
 // is tried again (the node's update event usually comes sooner).
 const conflictRetry = time.Second
 
+// DefaultAgentNamespace is where config/ deploys the agent DaemonSet.
+const DefaultAgentNamespace = "palisade-system"
+
 // NodeTaintReconciler removes v1alpha1.TaintAgentNotReady from a node once
 // the agent pod on that node is Ready, so that a cluster whose nodes
 // register with the taint schedules nothing on a node before its agent has
@@ -44,6 +47,10 @@ const conflictRetry = time.Second
 // that taint.
 type NodeTaintReconciler struct {
 	client.Client
+	// AgentNamespace is the agent DaemonSet's namespace: only pods there
+	// count, so that a look-alike pod a tenant runs elsewhere (with the
+	// agent's label and a toleration) cannot untaint a node.
+	AgentNamespace string
 }
 
 // Reconcile removes the taint from one node when its agent is Ready.
@@ -115,7 +122,9 @@ func podReady(p *corev1.Pod) bool {
 	return false
 }
 
-func isAgentPod(o client.Object) bool { return o.GetLabels()[agentLabel] == agentName }
+func (r *NodeTaintReconciler) isAgentPod(o client.Object) bool {
+	return o.GetNamespace() == r.AgentNamespace && o.GetLabels()[agentLabel] == agentName
+}
 
 // taintedNode passes nodes that carry the startup taint: the others are
 // never reconciled, so never written.
@@ -124,9 +133,9 @@ var taintedNode = predicate.NewPredicateFuncs(func(o client.Object) bool {
 	return ok && hasAgentNotReadyTaint(n)
 })
 
-// agentPodChanged passes agent pods whose readiness, node or deletion
-// changed (and their creation).
-var agentPodChanged = predicate.And[client.Object](predicate.NewPredicateFuncs(isAgentPod), predicate.Funcs{
+// agentPodChanged passes pods whose readiness, node or deletion changed
+// (and their creation).
+var agentPodChanged = predicate.Funcs{
 	UpdateFunc: func(e event.UpdateEvent) bool {
 		before, okOld := e.ObjectOld.(*corev1.Pod)
 		after, okNew := e.ObjectNew.(*corev1.Pod)
@@ -134,12 +143,12 @@ var agentPodChanged = predicate.And[client.Object](predicate.NewPredicateFuncs(i
 			before.DeletionTimestamp.IsZero() != after.DeletionTimestamp.IsZero()
 	},
 	DeleteFunc: func(event.DeleteEvent) bool { return false },
-})
+}
 
 func (r *NodeTaintReconciler) setup(ctx context.Context, mgr ctrl.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Pod{}, agentNodeIndex, func(o client.Object) []string {
 		p, ok := o.(*corev1.Pod)
-		if !ok || !isAgentPod(p) || p.Spec.NodeName == "" {
+		if !ok || !r.isAgentPod(p) || p.Spec.NodeName == "" {
 			return nil
 		}
 		return []string{p.Spec.NodeName}
@@ -155,7 +164,7 @@ func (r *NodeTaintReconciler) setup(ctx context.Context, mgr ctrl.Manager) error
 				return nil
 			}
 			return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: p.Spec.NodeName}}}
-		}), builder.WithPredicates(agentPodChanged)).
+		}), builder.WithPredicates(predicate.NewPredicateFuncs(r.isAgentPod), agentPodChanged)).
 		Complete(r)
 }
 

@@ -62,16 +62,21 @@ func TestNodeStartupTaint(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// A pod that is Ready but is not the agent must not untaint the node.
+	// A pod that is Ready but is not the agent must not untaint the node,
+	// nor a look-alike with the agent's label outside the agent's namespace.
 	bystander := agent("tainted")
 	bystander.Name, bystander.Labels = "web", map[string]string{"app.kubernetes.io/name": "web"}
+	lookalike := agent("tainted")
+	lookalike.Namespace = "tenant"
+	h.namespace(t, "tenant", false)
 	plainAgent, taintedAgent := agent("plain"), agent("tainted")
-	for _, p := range []*corev1.Pod{bystander, plainAgent, taintedAgent} {
+	for _, p := range []*corev1.Pod{bystander, lookalike, plainAgent, taintedAgent} {
 		if err := h.c.Create(ctx, p); err != nil {
 			t.Fatal(err)
 		}
 	}
 	setReady(bystander)
+	setReady(lookalike)
 	setReady(plainAgent)
 
 	// The controller sees the agent pod not Ready: the taint stays.

@@ -45,6 +45,9 @@ type Options struct {
 	// keep a cold start or a burst of pod events from queueing behind one
 	// intent at a time.
 	Workers int
+	// AgentNamespace is the agent DaemonSet's namespace, whose pods' readiness
+	// lifts the startup taint; empty means DefaultAgentNamespace.
+	AgentNamespace string
 }
 
 // DefaultWorkers is the default of Options.Workers.
@@ -110,7 +113,7 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 	if err := ns.setup(mgr); err != nil {
 		return err
 	}
-	return (&NodeTaintReconciler{Client: mgr.GetClient()}).setup(ctx, mgr)
+	return (&NodeTaintReconciler{Client: mgr.GetClient(), AgentNamespace: cmp.Or(opts.AgentNamespace, DefaultAgentNamespace)}).setup(ctx, mgr)
 }
 
 // intentChanged passes spec changes and the start of a deletion, not the

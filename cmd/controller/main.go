@@ -39,6 +39,8 @@ func main() {
 	flag.DurationVar(&unusedCallerWindow, "unused-caller-window", observe.DefaultUnusedCallerWindow,
 		"A declared caller not observed calling for this long is listed in status.unusedCallers.")
 	workers := flag.Int("workers", controllers.DefaultWorkers, "ServiceIntents reconciled at once.")
+	agentNamespace := flag.String("agent-namespace", controllers.DefaultAgentNamespace,
+		"Namespace of the agent DaemonSet: a node's palisade.dev/agent-not-ready taint is removed once the agent pod there on that node is Ready.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	// --kubeconfig is registered by controller-runtime's config package.
@@ -81,7 +83,7 @@ func main() {
 		os.Exit(1)
 	}
 	ctx := ctrl.SetupSignalHandler()
-	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{DNS: dns, UnusedCallerWindow: unusedCallerWindow, Workers: *workers}); err != nil {
+	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{DNS: dns, UnusedCallerWindow: unusedCallerWindow, Workers: *workers, AgentNamespace: *agentNamespace}); err != nil {
 		setupLog.Error(err, "set up controllers")
 		os.Exit(1)
 	}

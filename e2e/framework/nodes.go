@@ -255,16 +255,19 @@ func (c *Cluster) startAgent(n NodeState) error {
 	if _, err := os.Stat(bin); err != nil {
 		return fmt.Errorf("no agent binary at %s (make build): %w", bin, err)
 	}
-	_, err := c.startProcess(c.agentName(n), n.Netns, bin,
-		"--kubeconfig="+c.KubeconfigPath(),
-		"--node-name="+n.Name,
-		"--backend="+c.State.Backend,
-		"--metrics-bind-address="+agentMetricsAddr,
-		"--health-probe-bind-address="+agentHealthAddr,
-		"--hubble-bind-address="+AgentHubbleAddr,
-		"--report-interval="+ReportInterval.String(),
-		"--state-file="+filepath.Join(c.Dir, "agent-state-"+n.Name+".json"),
-	)
+	args := []string{bin,
+		"--kubeconfig=" + c.KubeconfigPath(),
+		"--node-name=" + n.Name,
+		"--backend=" + c.State.Backend,
+		"--metrics-bind-address=" + agentMetricsAddr,
+		"--health-probe-bind-address=" + agentHealthAddr,
+		"--hubble-bind-address=" + AgentHubbleAddr,
+		"--report-interval=" + ReportInterval.String(),
+		"--state-file=" + filepath.Join(c.Dir, "agent-state-"+n.Name+".json"),
+	}
+	// For diagnosis, e.g. PALISADE_AGENT_EXTRA_ARGS=--zap-log-level=debug.
+	args = append(args, strings.Fields(os.Getenv("PALISADE_AGENT_EXTRA_ARGS"))...)
+	_, err := c.startProcess(c.agentName(n), n.Netns, args...)
 	return err
 }
 
