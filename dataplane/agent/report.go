@@ -168,11 +168,14 @@ func (w *ReportWriter) tick(ctx context.Context, now time.Time, kicked bool) (bo
 		flowReports.WithLabelValues(reportUnchanged).Inc()
 		return false, nil
 	}
+	start := time.Now()
 	if err := w.apply(ctx, &spec); err != nil {
 		flowReports.WithLabelValues(reportFailed).Inc()
 		return false, err
 	}
 	flowReports.WithLabelValues(reportWritten).Inc()
+	log.FromContext(ctx).V(1).Info("flow report written", "kicked", kicked, "flows", len(spec.Flows), "intents", len(spec.Intents),
+		"built", start.Sub(now), "elapsed", time.Since(start))
 	w.last, w.skipped, w.lastAt = &spec, 0, now
 	return true, nil
 }
