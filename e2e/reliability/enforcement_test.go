@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -98,7 +99,27 @@ func (s *enforcementSampler) measure(ctx context.Context, port int) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	s.record(0, 0, 0, fmt.Sprintf("generation %d not enforced within %s (node-1's report listed it after %s)", gen, enforcementTimeout, reported))
+	s.record(0, 0, 0, fmt.Sprintf("generation %d not enforced within %s (node-1's report listed it after %s; %s)", gen, enforcementTimeout, reported, probeState(ctx, si)))
+}
+
+// probeState says where a change that was not enforced stands: the
+// intent's status and its NetworkPolicy's generation label.
+func probeState(ctx context.Context, si *palisadev1alpha1.ServiceIntent) string {
+	var got palisadev1alpha1.ServiceIntent
+	if err := cl.Client.Get(ctx, client.ObjectKeyFromObject(si), &got); err != nil {
+		return err.Error()
+	}
+	out := fmt.Sprintf("status observedGeneration %d", got.Status.ObservedGeneration)
+	if e := got.Status.Enforcement; e != nil {
+		out += fmt.Sprintf(", enforcement generation %d %d/%d", e.Generation, e.NodesProgrammed, e.NodesDesired)
+	}
+	var nps networkingv1.NetworkPolicyList
+	if err := cl.Client.List(ctx, &nps, client.InNamespace(si.Namespace), client.MatchingLabels{palisadev1alpha1.LabelIntent: si.Name}); err == nil {
+		for _, np := range nps.Items {
+			out += fmt.Sprintf(", policy %s at generation %s", np.Name, np.Labels[palisadev1alpha1.LabelIntentGeneration])
+		}
+	}
+	return out
 }
 
 // reportLists tells whether the node's NodeFlowReport lists the intent at
