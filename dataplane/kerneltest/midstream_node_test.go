@@ -3,11 +3,8 @@ package kerneltest
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"net"
 	"net/netip"
-	"strconv"
 	"testing"
 	"time"
 
@@ -90,61 +87,11 @@ func checkCutNodeConnectionStaysCut(t *testing.T, bk backendKind) {
 		t.Fatalf("sync allowed: %v", err)
 	}
 
-	// The pod connects to the node's server (SYN first: allowed).
-	server := net.JoinHostPort(node.IP4.String(), strconv.Itoa(nodeServerPort))
-	var ln net.Listener
-	if err := node.Do(func() error {
-		var err error
-		ln, err = net.Listen("tcp4", server)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		if c, err := ln.Accept(); err == nil {
-			accepted <- c
-		}
-	}()
-	var pc net.Conn
-	if err := pod.Do(func() error {
-		var err error
-		pc, err = net.DialTimeout("tcp4", server, time.Second)
-		return err
-	}); err != nil {
-		t.Fatalf("allowed connection to the node: %v", err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	var nc net.Conn
-	select {
-	case nc = <-accepted:
-	case <-time.After(2 * time.Second):
-		t.Fatal("the node's server accepted nothing")
-	}
-	t.Cleanup(func() { nc.Close() })
-	exchange(t, pc, nc, "hello node")
-	exchange(t, nc, pc, "hello pod")
-	podPort := pc.LocalAddr().(*net.TCPAddr).Port
-
-	// The pod stops acknowledging: its namespace drops its own segments to
-	// the node's server and counts the node's segments that reach it.
-	time.Sleep(100 * time.Millisecond) // let the last delayed ACK go
-	pod.Run(t, "nft", fmt.Sprintf(`add table inet pmoblock
-add chain inet pmoblock out { type filter hook output priority 0; }
-add chain inet pmoblock in { type filter hook input priority 0; }
-add rule inet pmoblock out ip daddr %s tcp dport %d tcp sport %d drop
-add rule inet pmoblock in ip saddr %s tcp sport %d tcp dport %d counter`,
-		node.IP4, nodeServerPort, podPort, node.IP4, nodeServerPort, podPort))
-	if _, err := nc.Write(make([]byte, 1000)); err != nil {
-		t.Fatal(err)
-	}
-	// The first transmission and at least one retransmission (RTO 200 ms)
-	// reach the pod while the entry lives.
-	time.Sleep(350 * time.Millisecond)
-	if got := fromNode(t, pod); got < 2 {
-		t.Fatalf("%d segments of unacknowledged data reached the pod before the cut, want a transmission and a retransmission", got)
-	}
+	// The pod connects to the node's server (SYN first: allowed), then
+	// stops acknowledging: its namespace drops its own segments to the
+	// node's server and counts the node's segments that reach it.
+	conn := openStalledConn(t, node.NS, pod.NS, node.IP4, nodeServerPort, "pmoblock")
+	pc, nc, podPort := conn.Client, conn.Server, conn.ClientPort
 
 	// Tightened: the pod's egress to the server is denied, the cutter
 	// deletes the entry.
@@ -155,7 +102,7 @@ add rule inet pmoblock in ip saddr %s tcp sport %d tcp dport %d counter`,
 	if n, err := cutter.Cut(ctx, tightened); err != nil || n < 1 {
 		t.Fatalf("Cut = %d, %v; want the connection's entry cut", n, err)
 	}
-	atCut := fromNode(t, pod)
+	atCut := conn.Arrived(t)
 
 	// Crafted segments: the node's mid-stream ones to the policed pod are
 	// dropped in both families; its SYN (a new connection: a kubelet probe)
@@ -200,7 +147,7 @@ add rule inet pmoblock in ip saddr %s tcp sport %d tcp dport %d counter`,
 	// The node keeps retransmitting (backoff 400 ms, 800 ms, ...): none of
 	// it reaches the pod or starts an entry.
 	time.Sleep(1200 * time.Millisecond)
-	if got := fromNode(t, pod); got != atCut {
+	if got := conn.Arrived(t); got != atCut {
 		t.Errorf("%d retransmissions of the node reached the pod after the cut: the connection revived", got-atCut)
 	}
 	if n := connEntries(t, cutter, pod.IP4, podPort, node.IP4, nodeServerPort); n != 0 {
@@ -218,7 +165,7 @@ add rule inet pmoblock in ip saddr %s tcp sport %d tcp dport %d counter`,
 	if n, err := io.ReadFull(nc, make([]byte, 4)); n > 0 {
 		t.Errorf("the node read %d bytes (%v) after the cut: the connection revived", n, err)
 	}
-	if got := fromNode(t, pod); got != atCut {
+	if got := conn.Arrived(t); got != atCut {
 		t.Errorf("%d segments of the node reached the pod after the cut", got-atCut)
 	}
 	if n := connEntries(t, cutter, pod.IP4, podPort, node.IP4, nodeServerPort); n != 0 {
@@ -249,16 +196,4 @@ add rule inet pmoblock in ip saddr %s tcp sport %d tcp dport %d counter`,
 			}
 		}
 	}
-}
-
-// fromNode is how many of the node's segments of the connection have
-// reached the pod's input hook.
-func fromNode(t *testing.T, pod *netnstest.Pod) int {
-	t.Helper()
-	m := packetsRE.FindStringSubmatch(pod.Run(t, "nft", "list", "chain", "inet", "pmoblock", "in"))
-	if m == nil {
-		t.Fatal("no counter in the pod's chain")
-	}
-	n, _ := strconv.Atoi(m[1])
-	return n
 }

@@ -3,13 +3,11 @@ package kerneltest
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"os"
 	"regexp"
-	"strconv"
 	"testing"
 	"time"
 
@@ -82,60 +80,11 @@ func checkCutStaysCut(t *testing.T, bk backendKind) {
 		t.Fatalf("sync allowed: %v", err)
 	}
 
-	// A normal connection (SYN first) from client to server is allowed.
-	accepted := make(chan net.Conn, 1)
-	var ln net.Listener
-	if err := server.Do(func() error {
-		var err error
-		ln, err = net.Listen("tcp4", net.JoinHostPort(server.IP4.String(), strconv.Itoa(midStreamPort)))
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		if c, err := ln.Accept(); err == nil {
-			accepted <- c
-		}
-	}()
-	var cc net.Conn
-	if err := client.Do(func() error {
-		var err error
-		cc, err = net.DialTimeout("tcp4", net.JoinHostPort(server.IP4.String(), strconv.Itoa(midStreamPort)), time.Second)
-		return err
-	}); err != nil {
-		t.Fatalf("allowed connection: %v", err)
-	}
-	t.Cleanup(func() { cc.Close() })
-	var sc net.Conn
-	select {
-	case sc = <-accepted:
-	case <-time.After(2 * time.Second):
-		t.Fatal("server accepted nothing")
-	}
-	t.Cleanup(func() { sc.Close() })
-	exchange(t, sc, cc, "hello")
-	exchange(t, cc, sc, "hello back")
-	clientPort := cc.LocalAddr().(*net.TCPAddr).Port
-
-	// The client stops acknowledging: its namespace drops its own segments
-	// to the server, and counts the server's segments that reach it.
-	time.Sleep(100 * time.Millisecond) // let the last delayed ACK go
-	client.Run(t, "nft", fmt.Sprintf(`add table inet pfiblock
-add chain inet pfiblock out { type filter hook output priority 0; }
-add chain inet pfiblock in { type filter hook input priority 0; }
-add rule inet pfiblock out ip daddr %s tcp dport %d tcp sport %d drop
-add rule inet pfiblock in ip saddr %s tcp sport %d tcp dport %d counter`,
-		server.IP4, midStreamPort, clientPort, server.IP4, midStreamPort, clientPort))
-	if _, err := sc.Write(make([]byte, 1000)); err != nil {
-		t.Fatal(err)
-	}
-	// The first transmission and at least one retransmission (RTO 200 ms)
-	// reach the client while the entry lives.
-	time.Sleep(350 * time.Millisecond)
-	if got := fromServer(t, client); got < 2 {
-		t.Fatalf("%d segments of unacknowledged data reached the client before the cut, want a transmission and a retransmission", got)
-	}
+	// A normal connection (SYN first) from client to server is allowed;
+	// then the client stops acknowledging: its namespace drops its own
+	// segments to the server, and counts the server's segments that reach it.
+	conn := openStalledConn(t, server.NS, client.NS, server.IP4, midStreamPort, "pfiblock")
+	cc, sc, clientPort := conn.Client, conn.Server, conn.ClientPort
 
 	// Tightened: the cutter deletes the entry.
 	if _, err := b.Sync(ctx, tightened); err != nil {
@@ -145,7 +94,7 @@ add rule inet pfiblock in ip saddr %s tcp sport %d tcp dport %d counter`,
 	if n, err := cutter.Cut(ctx, tightened); err != nil || n < 1 {
 		t.Fatalf("Cut = %d, %v; want the connection's entry cut", n, err)
 	}
-	atCut := fromServer(t, client)
+	atCut := conn.Arrived(t)
 
 	// Crafted segments: mid-stream ones from the policed server are
 	// dropped in both families; a SYN from it (a new connection nothing
@@ -176,7 +125,7 @@ add rule inet pfiblock in ip saddr %s tcp sport %d tcp dport %d counter`,
 	// The server keeps retransmitting (backoff 400 ms, 800 ms, ...): none
 	// of it reaches the client or starts an entry.
 	time.Sleep(1200 * time.Millisecond)
-	if got := fromServer(t, client); got != atCut {
+	if got := conn.Arrived(t); got != atCut {
 		t.Errorf("%d server retransmissions reached the client after the cut", got-atCut)
 	}
 	if n := connEntries(t, cutter, client.IP4, clientPort, server.IP4, midStreamPort); n != 0 {
@@ -193,7 +142,7 @@ add rule inet pfiblock in ip saddr %s tcp sport %d tcp dport %d counter`,
 	if n, err := io.ReadFull(sc, make([]byte, 4)); !isTimeout(err) {
 		t.Errorf("server read %d bytes, %v after the cut: the connection revived", n, err)
 	}
-	if got := fromServer(t, client); got != atCut {
+	if got := conn.Arrived(t); got != atCut {
 		t.Errorf("%d server segments reached the client after the cut", got-atCut)
 	}
 	if n := connEntries(t, cutter, client.IP4, clientPort, server.IP4, midStreamPort); n != 0 {
@@ -223,18 +172,6 @@ func exchange(t *testing.T, w, r net.Conn, msg string) {
 }
 
 var packetsRE = regexp.MustCompile(`counter packets (\d+)`)
-
-// fromServer is how many of the server's segments of the connection have
-// reached the client's input hook.
-func fromServer(t *testing.T, client *netnstest.Pod) int {
-	t.Helper()
-	m := packetsRE.FindStringSubmatch(client.Run(t, "nft", "list", "chain", "inet", "pfiblock", "in"))
-	if m == nil {
-		t.Fatal("no counter in the client's chain")
-	}
-	n, _ := strconv.Atoi(m[1])
-	return n
-}
 
 // connEntries counts the node's conntrack entries of the connection from
 // client:clientPort to server:serverPort, in either direction (a revived
