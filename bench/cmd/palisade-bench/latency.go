@@ -321,7 +321,7 @@ func measureLatency(ctx context.Context, cfg *config, res *Results) error {
 // goal is p50 ≤ 50 ms): read off the distribution, whose p10-p90 band of
 // every kind lies at 100-130 ms.
 const latencyExplanation = "Every kind of change takes about 100 ms plus one sync, including the agent-only ones (caller pod added/removed): " +
-	"the agent's sync loop (dataplane/agent/agent.go, MinInterval 100 ms) syncs at once on an event, then holds the next sync until 100 ms after the previous one started, " +
+	"the agent's sync loop (dataplane/agent/agent.go, MinInterval 100 ms) syncs at once on an event, then holds the next sync until 100 ms (or twice the previous sync's duration, when longer) after the previous one started, " +
 	"and each change reaches the agent as two events a few ms apart, of which only the second changes the rules: a pod is created, then given its address (status); " +
 	"a pod deletion first sets deletionTimestamp, then removes the object; an Enforce intent is seen first as itself (the agent compiles only Audit intents), then as the controller's NetworkPolicy. " +
 	"A trailing debounce of a few ms (or ignoring events that change nothing the agent programs) would remove the 100 ms."
