@@ -21,7 +21,7 @@ import (
 // latest node's programmedAt when all desired nodes first had it, kept
 // afterwards, so that a pod scheduled later onto a new node does not move
 // the latency of the change.
-func enforcement(in Input, fresh []*v1alpha1.NodeFlowReport, now time.Time) (*v1alpha1.EnforcementStatus, metav1.Condition) {
+func enforcement(in Input, fresh []*v1alpha1.NodeFlowReport) (*v1alpha1.EnforcementStatus, metav1.Condition) {
 	si := in.Intent
 	gen := si.Generation
 	mode := si.Spec.Mode
@@ -50,9 +50,11 @@ func enforcement(in Input, fresh []*v1alpha1.NodeFlowReport, now time.Time) (*v1
 		st.ProgrammedAt = prev.ProgrammedAt.DeepCopy()
 		st.Latency = prev.Latency.DeepCopy()
 	} else {
-		// Truncated as the API server will store it, so that latency equals
-		// programmedAt - changedAt as read back.
-		changed := metav1.NewMicroTime(now.Truncate(time.Microsecond))
+		// in.Now itself, not the whole second the rest of the status works
+		// in (that made every latency up to a second too long). Truncated as
+		// the API server will store it, so that latency equals programmedAt -
+		// changedAt as read back.
+		changed := metav1.NewMicroTime(in.Now.Truncate(time.Microsecond))
 		st.ChangedAt = &changed
 	}
 

@@ -104,7 +104,7 @@ func Compute(in Input, opts Options) Result {
 	res.ObservedCallers = ratio(observed, len(res.Callers))
 	res.UndeclaredCallers, res.UndeclaredCallersTotal, res.Denied = obs.top(MaxUndeclaredCallers)
 	res.NewUndeclared = newUndeclared(in.Intent.Status.UndeclaredCallers, res.UndeclaredCallers)
-	res.Enforcement, res.Enforced = enforcement(in, fresh, now)
+	res.Enforcement, res.Enforced = enforcement(in, fresh)
 	res.TrafficConforms = trafficConforms(res.UndeclaredCallers, int(res.UndeclaredCallersTotal), len(fresh))
 	res.RecheckAfter = recheckAfter(now, staleAt, res.Callers, in.Intent.CreationTimestamp.Time, opts.window())
 	return res

@@ -419,6 +419,29 @@ func TestEnforcement(t *testing.T) {
 	}
 }
 
+// TestEnforcementLatencyBelowASecond: the change's time keeps its
+// fraction of a second, so a change programmed 300 ms after the controller
+// saw it reports 300 ms (it once read the second-truncated clock the rest
+// of the status uses, and reported up to a second more).
+func TestEnforcementLatencyBelowASecond(t *testing.T) {
+	seen := now.Add(700 * time.Millisecond)
+	in := input(intent("", 4, v1alpha1.ServiceIntentStatus{}), []corev1.Pod{runningPod("orders-1", "node-a")})
+	in.Now = seen
+	first := Compute(in, Options{})
+	if got := first.Enforcement.ChangedAt; got == nil || !got.Time.Equal(seen) {
+		t.Fatalf("changedAt %v, want %v", got, seen)
+	}
+	programmedAt := seen.Add(300 * time.Millisecond)
+	in = input(intent("", 4, v1alpha1.ServiceIntentStatus{Enforcement: first.Enforcement}), []corev1.Pod{runningPod("orders-1", "node-a")},
+		report("node-a", 0, nil, v1alpha1.ProgrammedIntent{Namespace: "shop", Name: "orders", Generation: 4, Mode: v1alpha1.ModeEnforce,
+			ProgrammedAt: metav1.NewMicroTime(programmedAt)}))
+	in.Now = programmedAt.Add(time.Second)
+	second := Compute(in, Options{})
+	if l := second.Enforcement.Latency; l == nil || l.Duration != 300*time.Millisecond {
+		t.Errorf("latency %v, want 300ms", l)
+	}
+}
+
 // TestComputeIsStable: computing again from the status just computed, with
 // the same reports, gives the same status (a resync writes nothing).
 func TestComputeIsStable(t *testing.T) {
