@@ -4,9 +4,14 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
@@ -97,27 +102,75 @@ func reportIntents(obj client.Object) []string {
 	if !ok {
 		return nil
 	}
-	seen := map[string]bool{}
-	var out []string
-	add := func(key string) {
-		if !seen[key] {
-			seen[key] = true
-			out = append(out, key)
+	keys, _ := reportParts(r)
+	return keys
+}
+
+// reportPart is what a report says that concerns one index key: the
+// intent's programmed entry, and the flows that name the key.
+type reportPart struct {
+	Programmed []v1alpha1.ProgrammedIntent
+	Flows      []v1alpha1.FlowRecord
+}
+
+// reportParts splits a report by index key; keys lists them in the order
+// they first appear.
+func reportParts(r *v1alpha1.NodeFlowReport) (keys []string, parts map[string]*reportPart) {
+	parts = map[string]*reportPart{}
+	part := func(key string) *reportPart {
+		p := parts[key]
+		if p == nil {
+			p = &reportPart{}
+			parts[key] = p
+			keys = append(keys, key)
 		}
+		return p
 	}
 	for _, p := range r.Spec.Intents {
-		add(p.Namespace + "/" + p.Name)
+		pp := part(p.Namespace + "/" + p.Name)
+		pp.Programmed = append(pp.Programmed, p)
 	}
 	for i := range r.Spec.Flows {
 		f := &r.Spec.Flows[i]
 		if f.Direction != v1alpha1.FlowIngress {
 			if f.Verdict != v1alpha1.VerdictAllowed && f.Destination.Namespace != "" {
-				add(deniedIntoKey(f.Destination.Namespace))
+				pp := part(deniedIntoKey(f.Destination.Namespace))
+				pp.Flows = append(pp.Flows, *f)
 			}
 			continue
 		}
 		for _, key := range f.Intents {
-			add(key)
+			pp := part(key)
+			pp.Flows = append(pp.Flows, *f)
+		}
+	}
+	return keys, parts
+}
+
+// changedReportKeys returns the index keys whose part of the report differs
+// between two versions of it. A report is rewritten at every interval (and
+// at once when a sync changes what is programmed), and names every intent
+// programmed on its node: waking them all at each write cost thousands of
+// reconciles per report on a node with thousands of intents. Every key of
+// both versions counts when what makes the report fresh changed: another
+// node or interval, or an old version that had gone stale before the new
+// one was written (the node's agent is back).
+func changedReportKeys(old, cur *v1alpha1.NodeFlowReport) []string {
+	oldKeys, oldParts := reportParts(old)
+	curKeys, curParts := reportParts(cur)
+	interval := time.Duration(max(old.Spec.IntervalSeconds, 1)) * time.Second
+	staleAt := old.Spec.ReportedAt.Add(v1alpha1.ReportStaleIntervals * interval)
+	all := old.Spec.NodeName != cur.Spec.NodeName || old.Spec.IntervalSeconds != cur.Spec.IntervalSeconds ||
+		cur.Spec.ReportedAt.After(staleAt)
+	var out []string
+	for _, k := range curKeys {
+		if all || oldParts[k] == nil || !apiequality.Semantic.DeepEqual(oldParts[k], curParts[k]) {
+			out = append(out, k)
+		}
+	}
+	for _, k := range oldKeys {
+		if curParts[k] == nil {
+			out = append(out, k)
 		}
 	}
 	return out
@@ -130,12 +183,36 @@ func reportIntents(obj client.Object) []string {
 // still list it as an undeclared caller.
 func deniedIntoKey(namespace string) string { return "denied-into:" + namespace }
 
-// intentsOfReport maps a report to the intents it names. On an update both
-// the old and the new report are mapped, and on a deletion the last state
-// is: an intent the node no longer names, or whose node stopped reporting,
-// is reconciled too.
-func (r *ServiceIntentReconciler) intentsOfReport(ctx context.Context, o client.Object) []reconcile.Request {
-	keys := reportIntents(o)
+// reportHandler enqueues the intents a report event concerns: all those it
+// names when it is created or deleted, and on an update those whose part of
+// it changed (changedReportKeys), an intent the node no longer names
+// included.
+func (r *ServiceIntentReconciler) reportHandler() handler.EventHandler {
+	type queue = workqueue.TypedRateLimitingInterface[reconcile.Request]
+	enqueue := func(ctx context.Context, q queue, keys []string) {
+		for _, req := range r.intentsOfReportKeys(ctx, keys) {
+			q.Add(req)
+		}
+	}
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q queue) { enqueue(ctx, q, reportIntents(e.Object)) },
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q queue) {
+			old, ok1 := e.ObjectOld.(*v1alpha1.NodeFlowReport)
+			cur, ok2 := e.ObjectNew.(*v1alpha1.NodeFlowReport)
+			if !ok1 || !ok2 {
+				return
+			}
+			enqueue(ctx, q, changedReportKeys(old, cur))
+		},
+		DeleteFunc:  func(ctx context.Context, e event.DeleteEvent, q queue) { enqueue(ctx, q, reportIntents(e.Object)) },
+		GenericFunc: func(ctx context.Context, e event.GenericEvent, q queue) { enqueue(ctx, q, reportIntents(e.Object)) },
+	}
+}
+
+// intentsOfReportKeys maps report index keys to intents: a named intent to
+// itself, a denied-into key to every intent of its namespace; malformed
+// keys to nothing.
+func (r *ServiceIntentReconciler) intentsOfReportKeys(ctx context.Context, keys []string) []reconcile.Request {
 	out := make([]reconcile.Request, 0, len(keys))
 	for _, key := range keys {
 		if ns, ok := strings.CutPrefix(key, deniedIntoKey("")); ok {
@@ -149,4 +226,24 @@ func (r *ServiceIntentReconciler) intentsOfReport(ctx context.Context, o client.
 		out = append(out, reconcile.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: name}})
 	}
 	return out
+}
+
+// podLabelIndex indexes Pods by each of their label terms (labelTerm), so
+// that listing the pods a target selects reads only the pods that carry
+// the selector's required term, not the whole namespace.
+const podLabelIndex = "palisade.dev/pod-label-terms"
+
+func podLabelTerms(obj client.Object) []string { return labelTerms(obj.GetLabels()) }
+
+// policyIntentIndex indexes the NetworkPolicies Palisade generated by their
+// intent ("namespace/name"), so that a reconcile finds its intent's policies
+// without matching labels over every policy of the cluster.
+const policyIntentIndex = "palisade.dev/policy-intent"
+
+func policyIntent(obj client.Object) []string {
+	l := obj.GetLabels()
+	if l[v1alpha1.LabelManagedBy] != v1alpha1.ManagedByValue || l[v1alpha1.LabelIntent] == "" || l[v1alpha1.LabelIntentNamespace] == "" {
+		return nil
+	}
+	return []string{l[v1alpha1.LabelIntentNamespace] + "/" + l[v1alpha1.LabelIntent]}
 }

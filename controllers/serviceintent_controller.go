@@ -19,6 +19,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
@@ -53,6 +54,9 @@ type ServiceIntentReconciler struct {
 
 	events  undeclaredEvents
 	targets targetSelectors
+	// counts paces status writes that only move the selected-pod count;
+	// nil writes them at once.
+	counts *countPacer
 }
 
 // Reconcile: get → resolve → compile (pure) → apply → one status patch when
@@ -64,11 +68,13 @@ func (r *ServiceIntentReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		if apierrors.IsNotFound(err) {
 			r.events.forget(req.NamespacedName)
 			r.targets.forget(req.NamespacedName)
+			r.counts.forget(req.NamespacedName, time.Now())
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !si.DeletionTimestamp.IsZero() {
 		r.targets.forget(req.NamespacedName)
+		r.counts.forget(req.NamespacedName, time.Now())
 		return ctrl.Result{}, r.reconcileDelete(ctx, si)
 	}
 	if !controllerutil.ContainsFinalizer(si, v1alpha1.Finalizer) {
@@ -115,7 +121,16 @@ func (r *ServiceIntentReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	setStatus(si, statusInput{res: res, audit: audit, selectedPods: int32(min(len(pods), 1<<31-1)), policies: names,
 		compileErr: compileErr, applyErr: applyErr, observed: &observed})
 	r.recordResolution(orig, si)
-	if !apiequality.Semantic.DeepEqual(orig.Status, si.Status) {
+	changed := !apiequality.Semantic.DeepEqual(orig.Status, si.Status)
+	if changed && countOnly(&orig.Status, &si.Status) {
+		if wait := r.counts.admit(req.NamespacedName, time.Now()); wait > 0 {
+			logger.V(1).Info("selected-pod count held back", "selectedPods", si.Status.SelectedPods, "wait", wait)
+			return recheckLater(soonest(wait, observed.RecheckAfter)), applyErr
+		}
+	} else {
+		r.counts.forget(req.NamespacedName, time.Now())
+	}
+	if changed {
 		if err := r.Status().Patch(ctx, si, client.MergeFrom(orig)); err != nil {
 			return ctrl.Result{}, errors.Join(applyErr, fmt.Errorf("patch status: %w", err))
 		}
@@ -124,7 +139,23 @@ func (r *ServiceIntentReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	// Announce new undeclared callers only once the status that lists them
 	// is written, so that a failed write does not announce them twice.
 	eventWait := r.recordUndeclared(si, observed.NewUndeclared)
-	return ctrl.Result{RequeueAfter: soonest(observed.RecheckAfter, eventWait)}, applyErr
+	return recheckLater(soonest(observed.RecheckAfter, eventWait)), applyErr
+}
+
+// recheckLater schedules the reconcile that time alone makes due (a report
+// goes stale, a caller becomes unused, held-back events may go out), at low
+// priority. Left to itself, controller-runtime requeues at the priority
+// the request was taken at, and the priority queue keeps the higher of a
+// waiting request's priority and a new one's: an intent first reconciled
+// for its creation (priority 0) carried priority 0 into every later
+// pod-driven wake-up, so under pod churn an intent change waited behind
+// thousands of them (reliability scenario 11: changes not enforced within
+// 60 s; the queue held ~4,000 requests at priority 0 and none at low).
+func recheckLater(after time.Duration) ctrl.Result {
+	if after <= 0 {
+		return ctrl.Result{}
+	}
+	return ctrl.Result{RequeueAfter: after, Priority: ptr.To(handler.LowPriority)}
 }
 
 // observe computes the observed part of the status from the agents'
@@ -229,7 +260,7 @@ func (r *ServiceIntentReconciler) compile(ctx context.Context, si *v1alpha1.Serv
 // applyAll writes the desired policies and deletes the intent's others.
 func (r *ServiceIntentReconciler) applyAll(ctx context.Context, si *v1alpha1.ServiceIntent, desired []networkingv1.NetworkPolicy) error {
 	var existing networkingv1.NetworkPolicyList
-	if err := r.List(ctx, &existing, client.MatchingLabels(compiler.IntentLabels(si.Name, si.Namespace))); err != nil {
+	if err := r.List(ctx, &existing, client.MatchingFields{policyIntentIndex: si.Namespace + "/" + si.Name}); err != nil {
 		return fmt.Errorf("list networkpolicies: %w", err)
 	}
 	have := byKey(existing.Items)
@@ -293,8 +324,12 @@ func (r *ServiceIntentReconciler) targetPods(ctx context.Context, namespace stri
 	if err != nil {
 		return nil, nil //nolint:nilerr // an unparsable selector selects nothing; the API server would reject the policy too
 	}
+	opts := []client.ListOption{client.InNamespace(namespace), client.MatchingLabelsSelector{Selector: sel}}
+	if term, ok := requiredTerm(sel); ok {
+		opts = append(opts, client.MatchingFields{podLabelIndex: term})
+	}
 	var pods corev1.PodList
-	if err := r.List(ctx, &pods, client.InNamespace(namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+	if err := r.List(ctx, &pods, opts...); err != nil {
 		return nil, fmt.Errorf("list pods: %w", err)
 	}
 	return pods.Items, nil

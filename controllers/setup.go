@@ -48,6 +48,10 @@ type Options struct {
 	// AgentNamespace is the agent DaemonSet's namespace, whose pods' readiness
 	// lifts the startup taint; empty means DefaultAgentNamespace.
 	AgentNamespace string
+	// CountUpdatesPerSecond paces status writes that change nothing but an
+	// intent's selected-pod count (see countPacer); zero means
+	// DefaultCountUpdatesPerSecond, a negative value writes them at once.
+	CountUpdatesPerSecond float64
 }
 
 // DefaultWorkers is the default of Options.Workers.
@@ -99,12 +103,19 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.NodeFlowReport{}, reportIndex, reportIntents); err != nil {
 		return err
 	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Pod{}, podLabelIndex, podLabelTerms); err != nil {
+		return err
+	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &networkingv1.NetworkPolicy{}, policyIntentIndex, policyIntent); err != nil {
+		return err
+	}
 	intents := &ServiceIntentReconciler{
 		Client:             mgr.GetClient(),
 		APIReader:          mgr.GetAPIReader(),
 		Recorder:           mgr.GetEventRecorder("palisade-controller"),
 		Compile:            opts.Compile,
 		UnusedCallerWindow: opts.UnusedCallerWindow,
+		counts:             newCountPacer(cmp.Or(opts.CountUpdatesPerSecond, DefaultCountUpdatesPerSecond)),
 	}
 	if err := intents.setup(mgr, cmp.Or(opts.Workers, DefaultWorkers)); err != nil {
 		return err
@@ -175,7 +186,7 @@ func (r *ServiceIntentReconciler) setup(mgr ctrl.Manager, workers int) error {
 			return intentsByKeys(ctx, r.Client, namespaceKey(o.GetName()), namespaceSelectorKey)
 		}), builder.WithPredicates(labelsOrLifecycle)).
 		Watches(&corev1.Pod{}, r.targets.podHandler(), builder.WithPredicates(podChanged)).
-		Watches(&v1alpha1.NodeFlowReport{}, handler.EnqueueRequestsFromMapFunc(r.intentsOfReport))
+		Watches(&v1alpha1.NodeFlowReport{}, r.reportHandler())
 	return b.Complete(r)
 }
 

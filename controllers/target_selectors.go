@@ -27,9 +27,66 @@ import (
 // its first reconcile lists its pods. Reconcile records the selector before
 // it lists the pods, so a pod event either finds the new selector or
 // happened before the list, which then sees the pod.
+//
+// Within a namespace the selectors are indexed by a label term they require
+// (see requiredTerm), so a pod event matches only the selectors that share
+// a term with the pod's labels, plus those without a required term.
 type targetSelectors struct {
 	mu          sync.RWMutex
-	byNamespace map[string]map[string]labels.Selector
+	byNamespace map[string]*namespaceSelectors
+}
+
+// namespaceSelectors are the target selectors of one namespace's intents.
+type namespaceSelectors struct {
+	selector map[string]labels.Selector     // intent name -> selector
+	term     map[string]string              // intent name -> its indexed term ("" for scanned)
+	byTerm   map[string]map[string]struct{} // term -> intent names
+	scanned  map[string]struct{}            // intents whose selector requires no term
+}
+
+func (n *namespaceSelectors) add(name string, sel labels.Selector) {
+	n.remove(name)
+	n.selector[name] = sel
+	term, ok := requiredTerm(sel)
+	if !ok {
+		n.scanned[name] = struct{}{}
+		return
+	}
+	n.term[name] = term
+	if n.byTerm[term] == nil {
+		n.byTerm[term] = map[string]struct{}{}
+	}
+	n.byTerm[term][name] = struct{}{}
+}
+
+func (n *namespaceSelectors) remove(name string) {
+	if _, ok := n.selector[name]; !ok {
+		return
+	}
+	delete(n.selector, name)
+	delete(n.scanned, name)
+	if term, ok := n.term[name]; ok {
+		delete(n.term, name)
+		delete(n.byTerm[term], name)
+		if len(n.byTerm[term]) == 0 {
+			delete(n.byTerm, term)
+		}
+	}
+}
+
+// candidates adds to out the intents whose selector may match any of the
+// label sets: those indexed under one of their terms, and the scanned ones.
+func (n *namespaceSelectors) candidates(out map[string]struct{}, sets ...map[string]string) {
+	for name := range n.scanned {
+		out[name] = struct{}{}
+	}
+	for _, set := range sets {
+		for k, v := range set {
+			for name := range n.byTerm[labelTerm(k, v)] {
+				out[name] = struct{}{}
+			}
+		}
+	}
 }
 
 // set records the target selector of an intent; nil (a target that selects
@@ -49,14 +106,17 @@ func (t *targetSelectors) set(key client.ObjectKey, target *metav1.LabelSelector
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.byNamespace == nil {
-		t.byNamespace = map[string]map[string]labels.Selector{}
+		t.byNamespace = map[string]*namespaceSelectors{}
 	}
 	ns := t.byNamespace[key.Namespace]
 	if ns == nil {
-		ns = map[string]labels.Selector{}
+		ns = &namespaceSelectors{
+			selector: map[string]labels.Selector{}, term: map[string]string{},
+			byTerm: map[string]map[string]struct{}{}, scanned: map[string]struct{}{},
+		}
 		t.byNamespace[key.Namespace] = ns
 	}
-	ns[key.Name] = sel
+	ns.add(key.Name, sel)
 }
 
 // forget drops an intent (deleted, or its target selects nothing).
@@ -64,8 +124,11 @@ func (t *targetSelectors) forget(key client.ObjectKey) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	ns := t.byNamespace[key.Namespace]
-	delete(ns, key.Name)
-	if len(ns) == 0 {
+	if ns == nil {
+		return
+	}
+	ns.remove(key.Name)
+	if len(ns.selector) == 0 {
 		delete(t.byNamespace, key.Namespace)
 	}
 }
@@ -87,12 +150,26 @@ func (t *targetSelectors) intentsFor(before, after *corev1.Pod) []reconcile.Requ
 		before.Spec.NodeName != after.Spec.NodeName || before.Status.Phase != after.Status.Phase ||
 		before.Spec.HostNetwork != after.Spec.HostNetwork ||
 		before.DeletionTimestamp.IsZero() != after.DeletionTimestamp.IsZero()
+	var beforeLabels, afterLabels map[string]string
+	if before != nil {
+		beforeLabels = before.Labels
+	}
+	if after != nil {
+		afterLabels = after.Labels
+	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
+	ns := t.byNamespace[pod.Namespace]
+	if ns == nil {
+		return nil
+	}
+	names := map[string]struct{}{}
+	ns.candidates(names, beforeLabels, afterLabels)
 	var out []reconcile.Request
-	for name, sel := range t.byNamespace[pod.Namespace] {
-		was := before != nil && sel.Matches(labels.Set(before.Labels))
-		is := after != nil && sel.Matches(labels.Set(after.Labels))
+	for name := range names {
+		sel := ns.selector[name]
+		was := before != nil && sel.Matches(labels.Set(beforeLabels))
+		is := after != nil && sel.Matches(labels.Set(afterLabels))
 		if (lifecycle && (was || is)) || (!lifecycle && was != is) {
 			out = append(out, reconcile.Request{NamespacedName: client.ObjectKey{Namespace: pod.Namespace, Name: name}})
 		}

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -29,6 +31,11 @@ func TestTargetSelectorsIntentsFor(t *testing.T) {
 	ts.set(client.ObjectKey{Namespace: "shop", Name: "bad"}, &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: "Bogus"}}})
 	ts.set(client.ObjectKey{Namespace: "shop", Name: "deleted"}, sel(map[string]string{"app": "orders"}))
 	ts.forget(client.ObjectKey{Namespace: "shop", Name: "deleted"})
+	// A target whose selector changed is indexed under its new term only.
+	ts.set(client.ObjectKey{Namespace: "shop", Name: "retargeted"}, sel(map[string]string{"app": "orders"}))
+	ts.set(client.ObjectKey{Namespace: "shop", Name: "retargeted"}, sel(map[string]string{"app": "basket"}))
+	// Selectors without a required term are matched by a scan.
+	ts.set(client.ObjectKey{Namespace: "shop", Name: "not-cart"}, &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"cart", "basket"}}}})
 
 	pod := func(app, node string, phase corev1.PodPhase) *corev1.Pod {
 		return &corev1.Pod{
@@ -56,17 +63,18 @@ func TestTargetSelectorsIntentsFor(t *testing.T) {
 		before, after *corev1.Pod
 		want          []string
 	}{
-		{"created", nil, running, []string{"all", "orders"}},
-		{"deleted", running, nil, []string{"all", "orders"}},
+		{"created", nil, running, []string{"all", "not-cart", "orders"}},
+		{"deleted", running, nil, []string{"all", "not-cart", "orders"}},
 		{"unrelated label changed: nobody", running, relabel(running, "gen", "1"), nil},
 		{"moved between targets", running, relabel(running, "app", "payments"), []string{"orders", "payments"}},
-		{"left every named target", running, relabel(running, "app", "cart"), []string{"orders"}},
-		{"scheduled", pod("orders", "", corev1.PodPending), pod("orders", "node-1", corev1.PodPending), []string{"all", "orders"}},
-		{"started running", pod("orders", "node-1", corev1.PodPending), running, []string{"all", "orders"}},
-		{"moved to another node", running, moved, []string{"all", "orders"}},
-		{"host network", running, hostNet, []string{"all", "orders"}},
-		{"terminating", running, deleting, []string{"all", "orders"}},
-		{"relabelled while scheduled", pod("orders", "", corev1.PodPending), pod("payments", "node-1", corev1.PodPending), []string{"all", "orders", "payments"}},
+		{"left every named target", running, relabel(running, "app", "cart"), []string{"not-cart", "orders"}},
+		{"into a retargeted intent's new target", running, relabel(running, "app", "basket"), []string{"not-cart", "orders", "retargeted"}},
+		{"scheduled", pod("orders", "", corev1.PodPending), pod("orders", "node-1", corev1.PodPending), []string{"all", "not-cart", "orders"}},
+		{"started running", pod("orders", "node-1", corev1.PodPending), running, []string{"all", "not-cart", "orders"}},
+		{"moved to another node", running, moved, []string{"all", "not-cart", "orders"}},
+		{"host network", running, hostNet, []string{"all", "not-cart", "orders"}},
+		{"terminating", running, deleting, []string{"all", "not-cart", "orders"}},
+		{"relabelled while scheduled", pod("orders", "", corev1.PodPending), pod("payments", "node-1", corev1.PodPending), []string{"all", "not-cart", "orders", "payments"}},
 		{"namespace without intents", nil, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "empty", Labels: map[string]string{"app": "orders"}}}, nil},
 		{"no pod", nil, nil, nil},
 	}
@@ -88,8 +96,8 @@ func TestTargetSelectorsIntentsFor(t *testing.T) {
 }
 
 // TestPodEventsYieldToIntentChanges: pod-driven reconciles queue at low
-// priority, so an intent change added after a backlog of them is taken
-// first.
+// priority, also for intents waiting for a recheck, so an intent change
+// added after a backlog of them is taken first.
 func TestPodEventsYieldToIntentChanges(t *testing.T) {
 	var ts targetSelectors
 	for i := range 50 {
@@ -97,6 +105,15 @@ func TestPodEventsYieldToIntentChanges(t *testing.T) {
 	}
 	q := priorityqueue.New[reconcile.Request]("test")
 	defer q.ShutDown()
+	// Each intent was reconciled once for its creation (taken at priority
+	// 0) and waits for its time-based recheck, requeued the way
+	// controller-runtime does it: at the result's priority, or else at the
+	// priority the request was taken at.
+	for i := range 50 {
+		res := recheckLater(24 * time.Hour)
+		q.AddWithOpts(priorityqueue.AddOpts{After: res.RequeueAfter, Priority: ptr.To(ptr.Deref(res.Priority, 0))},
+			reconcile.Request{NamespacedName: client.ObjectKey{Namespace: "load", Name: fmt.Sprintf("svc-%02d", i)}})
+	}
 	h := ts.podHandler()
 	for i := range 50 {
 		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "load", Name: fmt.Sprintf("p%d", i), Labels: map[string]string{"svc": fmt.Sprint(i)}}}

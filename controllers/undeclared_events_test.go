@@ -68,7 +68,7 @@ func TestReportIntents(t *testing.T) {
 	}
 	// No intent lives in namespace bank here (the reconciler has no client
 	// to list them with), so only the named intents are requested.
-	reqs := (&ServiceIntentReconciler{Client: emptyReader{}}).intentsOfReport(context.Background(), r)
+	reqs := (&ServiceIntentReconciler{Client: emptyReader{}}).intentsOfReportKeys(context.Background(), reportIntents(r))
 	if len(reqs) != 2 || reqs[0].Name != "orders" || reqs[1].Namespace != "shop" || reqs[1].Name != "payments" {
 		t.Errorf("requests %v: want shop/orders and shop/payments, and no request for a malformed key", reqs)
 	}

@@ -32,6 +32,7 @@ func main() {
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "The address the metrics endpoint binds to; 0 disables it.")
 	metricsFlags.Bind(flag.CommandLine)
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "The address the health and readiness probes bind to.")
+	pprofAddr := flag.String("pprof-bind-address", "0", "Address of Go's /debug/pprof profiles, for diagnosis (no authentication: bind it to localhost); 0 disables it.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one replica writes.")
 	flag.StringVar(&dnsNamespace, "dns-namespace", "kube-system", "Namespace of the cluster DNS pods that zero-trust namespaces may reach.")
 	flag.StringVar(&dnsPods, "dns-pod-selector", "k8s-app=kube-dns", "Label selector (k=v,...) of the cluster DNS pods.")
@@ -39,6 +40,8 @@ func main() {
 	flag.DurationVar(&unusedCallerWindow, "unused-caller-window", observe.DefaultUnusedCallerWindow,
 		"A declared caller not observed calling for this long is listed in status.unusedCallers.")
 	workers := flag.Int("workers", controllers.DefaultWorkers, "ServiceIntents reconciled at once.")
+	countUpdates := flag.Float64("count-updates-per-second", controllers.DefaultCountUpdatesPerSecond,
+		"Status writes per second, across all intents, that change nothing but an intent's selected-pod count (pod churn); other status changes are written at once. 0 writes them all at once.")
 	agentNamespace := flag.String("agent-namespace", controllers.DefaultAgentNamespace,
 		"Namespace of the agent DaemonSet: a node's palisade.dev/agent-not-ready taint is removed once the agent pod there on that node is Ready.")
 	zapOpts := zap.Options{}
@@ -57,6 +60,13 @@ func main() {
 		setupLog.Error(nil, "--workers must be at least 1", "value", *workers)
 		os.Exit(2)
 	}
+	if *countUpdates < 0 {
+		setupLog.Error(nil, "--count-updates-per-second must not be negative", "value", *countUpdates)
+		os.Exit(2)
+	}
+	if *countUpdates == 0 {
+		*countUpdates = -1 // Options: negative means no pacing
+	}
 	if unusedCallerWindow <= 0 {
 		setupLog.Error(nil, "--unused-caller-window must be positive", "value", unusedCallerWindow)
 		os.Exit(2)
@@ -71,6 +81,7 @@ func main() {
 		Cache:                  controllers.CacheOptions(),
 		Metrics:                metricsFlags.Options(metricsAddr),
 		HealthProbeBindAddress: probeAddr,
+		PprofBindAddress:       *pprofAddr,
 		LeaderElection:         leaderElect,
 		LeaderElectionID:       controllers.LeaderElectionID,
 		// The process exits right after the manager stops, so releasing the
@@ -83,7 +94,8 @@ func main() {
 		os.Exit(1)
 	}
 	ctx := ctrl.SetupSignalHandler()
-	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{DNS: dns, UnusedCallerWindow: unusedCallerWindow, Workers: *workers, AgentNamespace: *agentNamespace}); err != nil {
+	if err := controllers.SetupWithManager(ctx, mgr, controllers.Options{DNS: dns, UnusedCallerWindow: unusedCallerWindow, Workers: *workers, AgentNamespace: *agentNamespace,
+		CountUpdatesPerSecond: *countUpdates}); err != nil {
 		setupLog.Error(err, "set up controllers")
 		os.Exit(1)
 	}
