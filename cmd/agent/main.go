@@ -56,6 +56,7 @@ func run(args []string) error {
 	var metricsFlags securemetrics.Flags
 	metricsFlags.Bind(fs)
 	probeAddr := fs.String("health-probe-bind-address", ":8082", "Address of /healthz and /readyz; /readyz passes only after the first successful sync.")
+	pprofAddr := fs.String("pprof-bind-address", "0", "Address of Go's /debug/pprof profiles, for diagnosis (no authentication: bind it to localhost); 0 disables it.")
 	keepEstablished := fs.Bool("keep-established-connections", false, "Keep established connections that a policy change denies; by default their conntrack entries are deleted right after the new rules are committed, so they are cut.")
 	stateFile := fs.String("state-file", statefile.DefaultPath, "File holding the last synced policy state, programmed at start before the API server is reachable (after a node reboot); empty disables it.")
 	coldStartFlag := fs.String("cold-start", string(agent.ColdStartDeny), "What a node whose kernel holds no Palisade rules and no saved state (a new node) forwards until the agent's first sync: deny drops every new forwarded connection to and from pods (established ones and the node's own traffic pass); allow leaves pods unisolated until then. Existing rules are never replaced.")
@@ -130,6 +131,7 @@ func run(args []string) error {
 		Cache:                  agent.CacheOptions(),
 		Metrics:                metricsFlags.Options(*metricsAddr),
 		HealthProbeBindAddress: *probeAddr,
+		PprofBindAddress:       *pprofAddr,
 	})
 	if err != nil {
 		return err

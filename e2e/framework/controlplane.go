@@ -60,28 +60,30 @@ func (c *Cluster) startEtcd(assets string) error {
 }
 
 func (c *Cluster) startAPIServer(assets string, p *pki) error {
-	_, err := c.startProcess("kube-apiserver", "", filepath.Join(assets, "kube-apiserver"),
-		"--etcd-servers=http://127.0.0.1:"+strconv.Itoa(c.State.EtcdPort),
+	args := []string{filepath.Join(assets, "kube-apiserver"),
+		"--etcd-servers=http://127.0.0.1:" + strconv.Itoa(c.State.EtcdPort),
 		"--bind-address=127.0.0.1",
-		"--secure-port="+strconv.Itoa(c.State.APIPort),
+		"--secure-port=" + strconv.Itoa(c.State.APIPort),
 		// A loopback advertise address needs the endpoint reconciler off.
 		"--advertise-address=127.0.0.1",
 		"--endpoint-reconciler-type=none",
-		"--tls-cert-file="+p.ServingCert,
-		"--tls-private-key-file="+p.ServingKey,
-		"--client-ca-file="+p.CACert,
+		"--tls-cert-file=" + p.ServingCert,
+		"--tls-private-key-file=" + p.ServingKey,
+		"--client-ca-file=" + p.CACert,
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-		"--service-account-key-file="+p.SAPub,
-		"--service-account-signing-key-file="+p.SAKey,
+		"--service-account-key-file=" + p.SAPub,
+		"--service-account-signing-key-file=" + p.SAKey,
 		"--service-cluster-ip-range=10.96.0.0/16",
 		"--authorization-mode=RBAC",
 		// No kube-controller-manager creates the default ServiceAccount.
 		"--disable-admission-plugins=ServiceAccount",
 		"--allow-privileged=true",
-		"--cert-dir="+filepath.Join(c.Dir, "pki"),
+		"--cert-dir=" + filepath.Join(c.Dir, "pki"),
 		"--profiling=false",
-	)
-	if err != nil {
+	}
+	// For diagnosis, e.g. PALISADE_APISERVER_EXTRA_ARGS=--profiling=true.
+	args = append(args, strings.Fields(os.Getenv("PALISADE_APISERVER_EXTRA_ARGS"))...)
+	if _, err := c.startProcess("kube-apiserver", "", args...); err != nil {
 		return err
 	}
 	return c.writeKubeconfig(p)
@@ -164,12 +166,15 @@ func (c *Cluster) startController() error {
 	if _, err := os.Stat(bin); err != nil {
 		return fmt.Errorf("no controller binary at %s (make build): %w", bin, err)
 	}
-	_, err := c.startProcess("controller", "", bin,
-		"--kubeconfig="+c.KubeconfigPath(),
+	args := []string{bin,
+		"--kubeconfig=" + c.KubeconfigPath(),
 		"--leader-elect=false",
-		"--metrics-bind-address=127.0.0.1:"+strconv.Itoa(c.State.ControllerMetrics),
-		"--health-probe-bind-address=127.0.0.1:"+strconv.Itoa(c.State.ControllerHealth),
-	)
+		"--metrics-bind-address=127.0.0.1:" + strconv.Itoa(c.State.ControllerMetrics),
+		"--health-probe-bind-address=127.0.0.1:" + strconv.Itoa(c.State.ControllerHealth),
+	}
+	// For diagnosis, e.g. PALISADE_CONTROLLER_EXTRA_ARGS=--pprof-bind-address=127.0.0.1:6060.
+	args = append(args, strings.Fields(os.Getenv("PALISADE_CONTROLLER_EXTRA_ARGS"))...)
+	_, err := c.startProcess("controller", "", args...)
 	if err != nil {
 		return err
 	}

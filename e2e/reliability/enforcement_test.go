@@ -99,7 +99,7 @@ func (s *enforcementSampler) measure(ctx context.Context, port int) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	s.record(0, 0, 0, fmt.Sprintf("generation %d not enforced within %s (node-1's report listed it after %s; %s)", gen, enforcementTimeout, reported, probeState(ctx, si)))
+	s.record(0, 0, 0, fmt.Sprintf("generation %d (applied %s) not enforced within %s (node-1's report listed it after %s; %s)", gen, start.UTC().Format("15:04:05"), enforcementTimeout, reported, probeState(ctx, si)))
 }
 
 // probeState says where a change that was not enforced stands: the

@@ -129,3 +129,29 @@ func (p proc) rssKiB() int {
 	}
 	return 0
 }
+
+// cpuSeconds reads the process's user+system CPU time from /proc (fields 14
+// and 15 of stat, in clock ticks of 1/100 s on Linux).
+func (p proc) cpuSeconds() float64 {
+	pid, _, err := p.pid()
+	if err != nil {
+		return 0
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0
+	}
+	// After ")": state is field 3, so utime (14) and stime (15) are at
+	// offsets 11 and 12.
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	s, _ := strconv.ParseFloat(f[12], 64)
+	return (u + s) / 100
+}
