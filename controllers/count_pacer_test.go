@@ -72,11 +72,20 @@ func TestCountPacer(t *testing.T) {
 	if got := p.admit(key(4), now.Add(w4)); got != 0 {
 		t.Errorf("fifth write at its turn: wait %s, want 0", got)
 	}
-	// An intent that wrote for another reason gives its turn back: the next
-	// one waits no longer than the turn given back.
-	p.forget(key(5), now)
-	if w6 := p.admit(key(6), now); w6 > w5 {
-		t.Errorf("after a turn was given back, the next write waits %s, want at most %s", w6, w5)
+	// A turn is never given back: the sixth intent's turn stays out until
+	// it comes, and the next intent waits behind it.
+	if w6 := p.admit(key(6), now); w6 <= w5 {
+		t.Errorf("seventh write: wait %s, want after the sixth's %s", w6, w5)
+	}
+	// A turn that passed unused (the count moved back before it came) lets
+	// the intent's next count change go at once, on the token it was given.
+	if got := p.admit(key(5), now.Add(time.Hour)); got != 0 {
+		t.Errorf("sixth write, long after its turn: wait %s, want 0", got)
+	}
+	// A deleted intent's turn is dropped; created again, it asks anew.
+	p.forget(key(6))
+	if got := p.admit(key(6), now.Add(w5)); got <= 0 {
+		t.Errorf("a forgotten intent went at once (wait %s) while the limiter is behind", got)
 	}
 	// No pacing: everything goes at once.
 	off := newCountPacer(-1)
@@ -89,5 +98,5 @@ func TestCountPacer(t *testing.T) {
 	if none.admit(key(0), now) != 0 {
 		t.Error("a nil pacer held a write back")
 	}
-	none.forget(key(0), now)
+	none.forget(key(0))
 }

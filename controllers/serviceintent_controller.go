@@ -68,13 +68,13 @@ func (r *ServiceIntentReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		if apierrors.IsNotFound(err) {
 			r.events.forget(req.NamespacedName)
 			r.targets.forget(req.NamespacedName)
-			r.counts.forget(req.NamespacedName, time.Now())
+			r.counts.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !si.DeletionTimestamp.IsZero() {
 		r.targets.forget(req.NamespacedName)
-		r.counts.forget(req.NamespacedName, time.Now())
+		r.counts.forget(req.NamespacedName)
 		return ctrl.Result{}, r.reconcileDelete(ctx, si)
 	}
 	if !controllerutil.ContainsFinalizer(si, v1alpha1.Finalizer) {
@@ -127,8 +127,6 @@ func (r *ServiceIntentReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 			logger.V(1).Info("selected-pod count held back", "selectedPods", si.Status.SelectedPods, "wait", wait)
 			return recheckLater(soonest(wait, observed.RecheckAfter)), applyErr
 		}
-	} else {
-		r.counts.forget(req.NamespacedName, time.Now())
 	}
 	if changed {
 		if err := r.Status().Patch(ctx, si, client.MergeFrom(orig)); err != nil {

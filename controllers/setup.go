@@ -199,16 +199,3 @@ func intentOfPolicy(_ context.Context, o client.Object) []reconcile.Request {
 	}
 	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: ns, Name: name}}}
 }
-
-// intentsInNamespace maps an object to the intents of its namespace.
-func (r *ServiceIntentReconciler) intentsInNamespace(ctx context.Context, o client.Object) []reconcile.Request {
-	var list v1alpha1.ServiceIntentList
-	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
-		return nil
-	}
-	out := make([]reconcile.Request, 0, len(list.Items))
-	for i := range list.Items {
-		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
-	}
-	return out
-}

@@ -1,13 +1,11 @@
 package controllers
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
 )
@@ -46,35 +44,3 @@ func TestUndeclaredEventsRateLimit(t *testing.T) {
 		t.Error("a forgotten intent starts afresh")
 	}
 }
-
-// TestReportIntents: a report is indexed under the intents it programmed
-// and those named by its ingress flows, each once; an egress flow names no
-// intent (the same connection's ingress side names the target's), but one
-// the source's egress policy dropped is indexed under its destination's
-// namespace, whose intents may list it as an undeclared caller.
-func TestReportIntents(t *testing.T) {
-	r := &v1alpha1.NodeFlowReport{Spec: v1alpha1.NodeFlowReportSpec{
-		Intents: []v1alpha1.ProgrammedIntent{{Namespace: "shop", Name: "orders"}},
-		Flows: []v1alpha1.FlowRecord{
-			{Direction: v1alpha1.FlowIngress, Intents: []string{"shop/orders", "shop/payments"}},
-			{Direction: v1alpha1.FlowEgress, Verdict: v1alpha1.VerdictAllowed, Intents: []string{"risk/fraud"}},
-			{Direction: v1alpha1.FlowIngress, Intents: []string{"bad-key"}},
-			{Direction: v1alpha1.FlowEgress, Verdict: v1alpha1.VerdictDropped, Destination: v1alpha1.FlowEndpoint{Namespace: "bank"}},
-		},
-	}}
-	got := reportIntents(r)
-	if want := []string{"shop/orders", "shop/payments", "bad-key", "denied-into:bank"}; strings.Join(got, ",") != strings.Join(want, ",") {
-		t.Errorf("index keys %v, want %v", got, want)
-	}
-	// No intent lives in namespace bank here (the reconciler has no client
-	// to list them with), so only the named intents are requested.
-	reqs := (&ServiceIntentReconciler{Client: emptyReader{}}).intentsOfReportKeys(context.Background(), reportIntents(r))
-	if len(reqs) != 2 || reqs[0].Name != "orders" || reqs[1].Namespace != "shop" || reqs[1].Name != "payments" {
-		t.Errorf("requests %v: want shop/orders and shop/payments, and no request for a malformed key", reqs)
-	}
-}
-
-// emptyReader is a client whose lists find nothing.
-type emptyReader struct{ client.Client }
-
-func (emptyReader) List(context.Context, client.ObjectList, ...client.ListOption) error { return nil }

@@ -45,23 +45,24 @@ func (p proc) pid() (int, string, error) {
 
 // cmdline returns the process's argv.
 func (p proc) cmdline() ([]string, error) {
-	pid, _, err := p.pid()
-	if err != nil {
-		return nil, err
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	b, err := p.procFile("cmdline")
 	if err != nil {
 		return nil, err
 	}
 	return strings.Split(strings.TrimRight(string(b), "\x00"), "\x00"), nil
 }
 
-func (p proc) alive() bool {
+// procFile reads /proc/<pid>/<name> of the process.
+func (p proc) procFile(name string) ([]byte, error) {
 	pid, _, err := p.pid()
 	if err != nil {
-		return false
+		return nil, err
 	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	return os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, name))
+}
+
+func (p proc) alive() bool {
+	stat, err := p.procFile("stat")
 	if err != nil {
 		return false
 	}
@@ -113,11 +114,7 @@ func (p proc) start(argv []string) error {
 
 // rssKiB reads VmRSS of the process.
 func (p proc) rssKiB() int {
-	pid, _, err := p.pid()
-	if err != nil {
-		return 0
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	b, err := p.procFile("status")
 	if err != nil {
 		return 0
 	}
@@ -133,11 +130,7 @@ func (p proc) rssKiB() int {
 // cpuSeconds reads the process's user+system CPU time from /proc (fields 14
 // and 15 of stat, in clock ticks of 1/100 s on Linux).
 func (p proc) cpuSeconds() float64 {
-	pid, _, err := p.pid()
-	if err != nil {
-		return 0
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	stat, err := p.procFile("stat")
 	if err != nil {
 		return 0
 	}
