@@ -44,7 +44,8 @@ const (
 	// restart or crash, or a cold start that was never replaced): they stay
 	// until the first sync (fail static).
 	ColdStartKept ColdStartOutcome = "kept-existing-rules"
-	// ColdStartSkipped: the mode is allow; nothing was looked at.
+	// ColdStartSkipped: the mode is allow and the node holds no rules of
+	// ours; nothing was programmed.
 	ColdStartSkipped ColdStartOutcome = "skipped"
 )
 
@@ -54,11 +55,11 @@ const (
 // ruleset. It never replaces rules that are there, and it does not make
 // the agent ready: only a sync does.
 func ColdStart(ctx context.Context, backend dataplane.Backend, mode ColdStartMode) (ColdStartOutcome, error) {
-	if mode == ColdStartAllow {
-		return ColdStartSkipped, nil
-	}
 	cs, ok := backend.(dataplane.ColdStarter)
 	if !ok {
+		if mode == ColdStartAllow {
+			return ColdStartSkipped, nil
+		}
 		return "", fmt.Errorf("cold start: backend %T cannot deny before its first sync", backend)
 	}
 	installed, err := cs.Installed(ctx)
@@ -67,6 +68,9 @@ func ColdStart(ctx context.Context, backend dataplane.Backend, mode ColdStartMod
 	}
 	if installed {
 		return ColdStartKept, nil
+	}
+	if mode == ColdStartAllow {
+		return ColdStartSkipped, nil
 	}
 	if err := cs.ColdStart(ctx); err != nil {
 		if errors.Is(err, dataplane.ErrInstalled) {

@@ -2,6 +2,8 @@ package agent_test
 
 import (
 	"context"
+	"net/netip"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/palisade-dev/palisade/dataplane/nft"
 	"github.com/palisade-dev/palisade/dataplane/policy"
 	"github.com/palisade-dev/palisade/dataplane/render"
+	"github.com/palisade-dev/palisade/dataplane/statefile"
 	"github.com/palisade-dev/palisade/internal/testenv"
 )
 
@@ -78,5 +81,51 @@ func TestColdStartDecides(t *testing.T) {
 
 	if _, err := agent.ColdStart(ctx, &recordingBackend{}, agent.ColdStartDeny); err == nil {
 		t.Error("a backend without cold-start support was accepted in deny mode")
+	}
+}
+
+// TestRestoreKeepsKernelRules: an agent restart finds its table in the
+// kernel and keeps it byte for byte rather than programming the saved state
+// (which may be older, and costs a full commit); after a reboot (no table)
+// the saved state is programmed.
+func TestRestoreKeepsKernelRules(t *testing.T) {
+	testenv.RequireRoot(t)
+	ctx := context.Background()
+	ns := netnstest.NewPrefixed(t, "pcs", "restore")
+	table := func() string {
+		out, err := ns.Try("nft", "list", "table", "inet", render.TableName)
+		if err != nil {
+			return ""
+		}
+		return out
+	}
+	saved := &policy.State{
+		NodeName: "node-a",
+		Ingress:  []policy.Group{{Policies: []string{"x/p"}, Pods: []string{"x/a"}, IPs: []netip.Addr{netip.MustParseAddr("10.0.0.1")}}},
+		Policies: []policy.PolicyRules{{Key: "x/p", IngressIsolating: true}},
+	}
+	path := filepath.Join(t.TempDir(), "agent-state.json")
+	if err := (&statefile.File{Path: path}).Save(saved); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nft.New(nft.WithNetNSFd(ns.Fd)).Sync(ctx, &policy.State{NodeName: "node-a"}); err != nil {
+		t.Fatal(err)
+	}
+	newer := table()
+	restored, err := agent.Restore(ctx, nft.New(nft.WithNetNSFd(ns.Fd)), path)
+	if err != nil || restored {
+		t.Fatalf("restart with a table of ours: restored %v, %v; want the table kept", restored, err)
+	}
+	if got := table(); got != newer {
+		t.Fatalf("restart changed the kernel table:\n%s\nwas\n%s", got, newer)
+	}
+
+	ns.Run(t, "nft", "flush", "ruleset") // what a reboot leaves
+	restored, err = agent.Restore(ctx, nft.New(nft.WithNetNSFd(ns.Fd)), path)
+	if err != nil || !restored {
+		t.Fatalf("reboot: restored %v, %v; want the saved state programmed", restored, err)
+	}
+	if got := table(); !strings.Contains(got, "10.0.0.1") {
+		t.Errorf("after the restore the table lacks the saved pod:\n%s", got)
 	}
 }

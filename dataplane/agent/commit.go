@@ -60,7 +60,22 @@ func (a *Agent) afterCommit(ctx context.Context, st *policy.State) {
 // A missing file is not an error (first start on a node); a file that fails
 // its checks is rejected whole and reported. Restore never marks the agent
 // ready: readiness waits for a sync from fresh caches.
+//
+// Rules of ours already in the kernel (an agent restart or crash, not a
+// reboot) are kept and nothing is restored: the file is written after each
+// commit, so the kernel is never older than it and may be newer (a crash
+// between the commit and the write), and programming it would cost a full
+// commit on the way to the first sync (issue 7, scenario 1).
 func Restore(ctx context.Context, backend dataplane.Backend, path string) (restored bool, err error) {
+	if cs, ok := backend.(dataplane.ColdStarter); ok {
+		installed, err := cs.Installed(ctx)
+		if err != nil {
+			return false, fmt.Errorf("look for rules of ours: %w", err)
+		}
+		if installed {
+			return false, nil
+		}
+	}
 	f := &statefile.File{Path: path}
 	st, err := f.Load()
 	if errors.Is(err, os.ErrNotExist) {

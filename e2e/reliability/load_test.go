@@ -117,6 +117,7 @@ func TestS11Load(t *testing.T) {
 	if err := cl.EnsureNamespace(ctx, ns, map[string]string{"ns": ns}); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { removeLoad(t, ns) })
 	setup := time.Now()
 	if err := parallel(podsN, 8, func(i int) error {
 		p := &corev1.Pod{
@@ -283,8 +284,35 @@ func TestS11Load(t *testing.T) {
 	if figs["forbiddenSuccesses"].(int64) != 0 {
 		t.Errorf("forbidden successes: %v", figs["forbiddenSuccesses"])
 	}
-	// Leave the API lean for later runs of the cluster (none here).
+}
+
+// removeLoad deletes the load's pods and intents and waits until they and
+// the intents' NetworkPolicies are gone: the scenarios after this one
+// measure the base layout, not an agent that lists 10,000 leftover pods at
+// each restart.
+func removeLoad(t *testing.T, ns string) {
+	ctx := context.Background()
+	start := time.Now()
 	_ = cl.Client.DeleteAllOf(ctx, &palisadev1alpha1.ServiceIntent{}, client.InNamespace(ns))
+	_ = cl.Client.DeleteAllOf(ctx, &corev1.Pod{}, client.InNamespace(ns), client.GracePeriodSeconds(0))
+	left := func(list client.ObjectList) int {
+		if err := cl.Client.List(ctx, list, client.InNamespace(ns), client.Limit(1)); err != nil {
+			return 1 // not known to be gone
+		}
+		return meta.LenList(list)
+	}
+	for {
+		n := left(&palisadev1alpha1.ServiceIntentList{}) + left(&corev1.PodList{}) + left(&networkingv1.NetworkPolicyList{})
+		if n == 0 {
+			t.Logf("load removed in %s", time.Since(start).Round(time.Second))
+			return
+		}
+		if time.Since(start) > 5*time.Minute {
+			t.Errorf("the load's objects are still there 5m after their deletion")
+			return
+		}
+		time.Sleep(2 * time.Second)
+	}
 }
 
 func countErrors(path string) int {
