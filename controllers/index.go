@@ -97,9 +97,17 @@ func podLabelTerms(obj client.Object) []string { return labelTerms(obj.GetLabels
 const policyIntentIndex = "palisade.dev/policy-intent"
 
 func policyIntent(obj client.Object) []string {
-	l := obj.GetLabels()
-	if l[v1alpha1.LabelManagedBy] != v1alpha1.ManagedByValue || l[v1alpha1.LabelIntent] == "" || l[v1alpha1.LabelIntentNamespace] == "" {
+	key, ok := owningIntent(obj)
+	if !ok {
 		return nil
 	}
-	return []string{l[v1alpha1.LabelIntentNamespace] + "/" + l[v1alpha1.LabelIntent]}
+	return []string{key.String()}
+}
+
+// owningIntent reads the intent a generated NetworkPolicy belongs to from
+// its labels; false for a policy Palisade did not generate.
+func owningIntent(obj client.Object) (client.ObjectKey, bool) {
+	l := obj.GetLabels()
+	key := client.ObjectKey{Namespace: l[v1alpha1.LabelIntentNamespace], Name: l[v1alpha1.LabelIntent]}
+	return key, l[v1alpha1.LabelManagedBy] == v1alpha1.ManagedByValue && key.Namespace != "" && key.Name != ""
 }

@@ -258,7 +258,7 @@ func (r *ServiceIntentReconciler) compile(ctx context.Context, si *v1alpha1.Serv
 // applyAll writes the desired policies and deletes the intent's others.
 func (r *ServiceIntentReconciler) applyAll(ctx context.Context, si *v1alpha1.ServiceIntent, desired []networkingv1.NetworkPolicy) error {
 	var existing networkingv1.NetworkPolicyList
-	if err := r.List(ctx, &existing, client.MatchingFields{policyIntentIndex: si.Namespace + "/" + si.Name}); err != nil {
+	if err := r.List(ctx, &existing, client.MatchingFields{policyIntentIndex: client.ObjectKeyFromObject(si).String()}); err != nil {
 		return fmt.Errorf("list networkpolicies: %w", err)
 	}
 	have := byKey(existing.Items)

@@ -192,10 +192,9 @@ func (r *ServiceIntentReconciler) setup(mgr ctrl.Manager, workers int) error {
 
 // intentOfPolicy maps a generated policy back to its intent by its labels.
 func intentOfPolicy(_ context.Context, o client.Object) []reconcile.Request {
-	l := o.GetLabels()
-	name, ns := l[v1alpha1.LabelIntent], l[v1alpha1.LabelIntentNamespace]
-	if name == "" || ns == "" {
+	key, ok := owningIntent(o)
+	if !ok {
 		return nil
 	}
-	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: ns, Name: name}}}
+	return []reconcile.Request{{NamespacedName: key}}
 }
