@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	"github.com/palisade-dev/palisade/internal/kubeassets"
 	"github.com/palisade-dev/palisade/internal/testenv"
 )
 
@@ -234,7 +235,7 @@ func rulesOf(t *testing.T, obj *unstructured.Unstructured) rbacRules {
 // kustomize renders config/<dir> with the kubectl next to kube-apiserver.
 func kustomize(t *testing.T, dir string) []*unstructured.Unstructured {
 	t.Helper()
-	out := kubectl(t, "", "kustomize", filepath.Join(testenv.RepoRoot(), "config", dir))
+	out := kubectl(t, "", "kustomize", filepath.Join(kubeassets.RepoRoot(), "config", dir))
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
 	var objs []*unstructured.Unstructured
 	for {
@@ -256,7 +257,7 @@ func kubectl(t *testing.T, kubeconfig string, args ...string) []byte {
 	if kubeconfig != "" {
 		args = append([]string{"--kubeconfig", kubeconfig}, args...)
 	}
-	cmd := exec.Command(filepath.Join(testenv.AssetsDir(), "kubectl"), args...)
+	cmd := exec.Command(filepath.Join(kubeassets.Dir(), "kubectl"), args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -23,9 +23,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
-	"github.com/palisade-dev/palisade/controllers/compiler"
 	"github.com/palisade-dev/palisade/controllers/observe"
-	"github.com/palisade-dev/palisade/internal/resolve"
+	"github.com/palisade-dev/palisade/internal/intent/compiler"
+	"github.com/palisade-dev/palisade/internal/intent/resolve"
 )
 
 // +kubebuilder:rbac:groups=palisade.dev,resources=serviceintents,verbs=get;list;watch;update;patch

@@ -22,7 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
-	"github.com/palisade-dev/palisade/controllers/compiler"
+	"github.com/palisade-dev/palisade/internal/intent/compiler"
 )
 
 // LeaderElectionID names the Lease that replicas of the controller compete

@@ -9,7 +9,7 @@ import (
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
 	"github.com/palisade-dev/palisade/controllers/observe"
-	"github.com/palisade-dev/palisade/internal/resolve"
+	"github.com/palisade-dev/palisade/internal/intent/resolve"
 )
 
 // statusInput is what a reconcile learned, to be written to status.

@@ -11,8 +11,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	palisadev1alpha1 "github.com/palisade-dev/palisade/api/v1alpha1"
-	"github.com/palisade-dev/palisade/e2e/framework"
-	"github.com/palisade-dev/palisade/internal/testenv"
+	"github.com/palisade-dev/palisade/internal/kubeassets"
+	"github.com/palisade-dev/palisade/internal/localcluster"
 )
 
 // TestDemo runs `make demo`'s scenario (the sample shop from config/samples)
@@ -23,7 +23,7 @@ func TestDemo(t *testing.T) {
 	ctx := context.Background()
 	t.Cleanup(func() { removeShop(t, e) })
 	var out strings.Builder
-	calls, err := framework.RunDemo(ctx, e.c, testenv.RepoRoot(), &out)
+	calls, err := localcluster.RunDemo(ctx, e.c, kubeassets.RepoRoot(), &out)
 	t.Log("\n" + out.String())
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +66,7 @@ func removeShop(t *testing.T, e *env) {
 		}
 	}
 	// Leaving zero trust makes the controller remove its baseline policies.
-	if err := framework.SetLabels(ctx, cl, &corev1.Namespace{}, client.ObjectKey{Name: "shop"}, map[string]string{}); err != nil {
+	if err := localcluster.SetLabels(ctx, cl, &corev1.Namespace{}, client.ObjectKey{Name: "shop"}, map[string]string{}); err != nil {
 		t.Errorf("remove the zero-trust label: %v", err)
 	}
 }

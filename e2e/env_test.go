@@ -26,8 +26,8 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	palisadev1alpha1 "github.com/palisade-dev/palisade/api/v1alpha1"
-	"github.com/palisade-dev/palisade/e2e/framework"
-	"github.com/palisade-dev/palisade/internal/testenv"
+	"github.com/palisade-dev/palisade/internal/kubeassets"
+	"github.com/palisade-dev/palisade/internal/localcluster"
 )
 
 var backends = []string{"nftables", "iptables"}
@@ -51,7 +51,7 @@ func runMain(m *testing.M) int {
 	}
 	// A run killed by -timeout cannot clean up: its successor does.
 	for _, b := range backends {
-		if err := framework.Down(stateDir(b)); err != nil {
+		if err := localcluster.Down(stateDir(b)); err != nil {
 			fmt.Fprintln(os.Stderr, "e2e: remove leftovers:", err)
 			return 1
 		}
@@ -65,7 +65,7 @@ func runMain(m *testing.M) int {
 	binDir = dir
 	build := exec.Command("go", "build", "-o", dir+"/",
 		"./cmd/agent", "./cmd/controller", "./hack/podserver", "./hack/local-cluster")
-	build.Dir = testenv.RepoRoot()
+	build.Dir = kubeassets.RepoRoot()
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: build binaries: %v\n%s", err, out)
@@ -94,10 +94,10 @@ func runMain(m *testing.M) int {
 // env is one backend's cluster with the netpol layout and cluster-dns.
 type env struct {
 	backend string
-	c       *framework.Cluster
-	pods    map[string]*framework.Pod // "x/a" -> pod
-	layout  []*framework.Pod          // x/a ... z/c
-	dns     *framework.Pod
+	c       *localcluster.Cluster
+	pods    map[string]*localcluster.Pod // "x/a" -> pod
+	layout  []*localcluster.Pod          // x/a ... z/c
+	dns     *localcluster.Pod
 }
 
 var (
@@ -136,21 +136,21 @@ func clusterFor(t *testing.T, backend string) *env {
 	}
 	ctx := context.Background()
 	start := time.Now()
-	root := testenv.RepoRoot()
-	c, err := framework.Up(ctx, framework.Config{
+	root := kubeassets.RepoRoot()
+	c, err := localcluster.Up(ctx, localcluster.Config{
 		Dir:       stateDir(backend),
 		Prefix:    "pe2e-" + backend[:3],
 		Nodes:     2,
 		Backend:   backend,
 		BinDir:    binDir,
-		AssetsDir: testenv.AssetsDir(),
+		AssetsDir: kubeassets.Dir(),
 		CRDDir:    filepath.Join(root, "config", "crd", "bases"),
 		Log:       t.Logf,
 	})
 	if err != nil {
 		t.Fatalf("bring up the %s cluster: %v", backend, err)
 	}
-	e = &env{backend: backend, c: c, pods: map[string]*framework.Pod{}}
+	e = &env{backend: backend, c: c, pods: map[string]*localcluster.Pod{}}
 	clustersMu.Lock()
 	clusters[backend] = e
 	clustersMu.Unlock()
@@ -160,7 +160,7 @@ func clusterFor(t *testing.T, backend string) *env {
 	if e.layout, err = c.DeployNetpolLayout(ctx); err != nil {
 		t.Fatalf("deploy the netpol layout: %v", err)
 	}
-	for _, p := range append([]*framework.Pod{e.dns}, e.layout...) {
+	for _, p := range append([]*localcluster.Pod{e.dns}, e.layout...) {
 		e.pods[p.Key()] = p
 	}
 	// Nothing is isolated yet: every probe must pass before any scenario.
@@ -171,18 +171,18 @@ func clusterFor(t *testing.T, backend string) *env {
 	return e
 }
 
-func allowAll(_, _ *framework.Pod, _ framework.Port) bool { return true }
+func allowAll(_, _ *localcluster.Pod, _ localcluster.Port) bool { return true }
 
 // matrix is the layout's pods, plus cluster-dns when withDNS.
-func (e *env) matrix(withDNS bool) framework.Matrix {
-	pods := append([]*framework.Pod(nil), e.layout...)
+func (e *env) matrix(withDNS bool) localcluster.Matrix {
+	pods := append([]*localcluster.Pod(nil), e.layout...)
 	if withDNS {
 		pods = append(pods, e.dns)
 	}
-	return framework.Matrix{Pods: pods}
+	return localcluster.Matrix{Pods: pods}
 }
 
-func (e *env) pod(key string) *framework.Pod {
+func (e *env) pod(key string) *localcluster.Pod {
 	p, ok := e.pods[key]
 	if !ok {
 		panic("no pod " + key)
@@ -193,7 +193,7 @@ func (e *env) pod(key string) *framework.Pod {
 const enforceTimeout = 45 * time.Second
 
 // expect waits until the matrix (with cluster-dns when withDNS) matches rule.
-func (e *env) expect(t *testing.T, withDNS bool, rule func(from, to *framework.Pod, port framework.Port) bool) {
+func (e *env) expect(t *testing.T, withDNS bool, rule func(from, to *localcluster.Pod, port localcluster.Port) bool) {
 	t.Helper()
 	m := e.matrix(withDNS)
 	if err := m.WaitFor(context.Background(), m.Expect(rule), enforceTimeout); err != nil {
@@ -204,7 +204,7 @@ func (e *env) expect(t *testing.T, withDNS bool, rule func(from, to *framework.P
 func (e *env) apply(t *testing.T, objs ...client.Object) {
 	t.Helper()
 	for _, o := range objs {
-		if err := framework.ApplyObject(context.Background(), e.c.Client, o); err != nil {
+		if err := localcluster.ApplyObject(context.Background(), e.c.Client, o); err != nil {
 			t.Fatalf("apply %T %s: %v", o, client.ObjectKeyFromObject(o), err)
 		}
 	}
@@ -226,7 +226,7 @@ func (e *env) reset(t *testing.T) {
 	t.Helper()
 	ctx := context.Background()
 	cl := e.c.Client
-	for _, ns := range append([]string{"kube-system"}, framework.LayoutNamespaces...) {
+	for _, ns := range append([]string{"kube-system"}, localcluster.LayoutNamespaces...) {
 		for _, o := range []client.Object{&palisadev1alpha1.ServiceIntent{}, &networkingv1.NetworkPolicy{}} {
 			if err := cl.DeleteAllOf(ctx, o, client.InNamespace(ns)); err != nil && !isNoKind(err) {
 				t.Errorf("reset: delete %T in %s: %v", o, ns, err)
@@ -239,12 +239,12 @@ func (e *env) reset(t *testing.T) {
 			}
 		}
 	}
-	for _, ns := range framework.LayoutNamespaces {
-		if err := framework.SetLabels(ctx, cl, &corev1.Namespace{}, client.ObjectKey{Name: ns}, map[string]string{"ns": ns}); err != nil {
+	for _, ns := range localcluster.LayoutNamespaces {
+		if err := localcluster.SetLabels(ctx, cl, &corev1.Namespace{}, client.ObjectKey{Name: ns}, map[string]string{"ns": ns}); err != nil {
 			t.Errorf("reset namespace %s labels: %v", ns, err)
 		}
-		for _, p := range framework.LayoutPods {
-			if err := framework.SetLabels(ctx, cl, &corev1.Pod{}, client.ObjectKey{Namespace: ns, Name: p}, map[string]string{"pod": p}); err != nil {
+		for _, p := range localcluster.LayoutPods {
+			if err := localcluster.SetLabels(ctx, cl, &corev1.Pod{}, client.ObjectKey{Namespace: ns, Name: p}, map[string]string{"pod": p}); err != nil {
 				t.Errorf("reset pod %s/%s labels: %v", ns, p, err)
 			}
 		}

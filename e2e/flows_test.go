@@ -21,12 +21,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	palisadev1alpha1 "github.com/palisade-dev/palisade/api/v1alpha1"
-	"github.com/palisade-dev/palisade/e2e/framework"
+	"github.com/palisade-dev/palisade/internal/localcluster"
 )
 
 // observeTimeout is "within two report intervals" plus the controller's
 // reconcile and a probe's round trip.
-const observeTimeout = 2*framework.ReportInterval + 8*time.Second
+const observeTimeout = 2*localcluster.ReportInterval + 8*time.Second
 
 // TestFlows follows real traffic from the kernel's verdict log through the
 // agents' NodeFlowReports onto the intent's status, in Enforce and Audit
@@ -52,7 +52,7 @@ func flowsObservedVersusAllowed(t *testing.T, e *env) {
 	ctx := context.Background()
 	xa, xb, xc := e.pod("x/a"), e.pod("x/b"), e.pod("x/c")
 	e.apply(t, webIntent(palisadev1alpha1.ModeEnforce))
-	e.expect(t, false, onlyToXA(func(from *framework.Pod, p framework.Port) bool {
+	e.expect(t, false, onlyToXA(func(from *localcluster.Pod, p localcluster.Port) bool {
 		return is(from, "x/b") && p == tcp80
 	}))
 
@@ -66,18 +66,18 @@ func flowsObservedVersusAllowed(t *testing.T, e *env) {
 	t.Logf("enforced on %d/%d nodes, latency %v", si.Status.Enforcement.NodesProgrammed, si.Status.Enforcement.NodesDesired, si.Status.Enforcement.Latency)
 
 	// The declared caller calls; an undeclared one is dropped.
-	if err := framework.ProbeOnce(xb, xa, tcp80, time.Second); err != nil {
+	if err := localcluster.ProbeOnce(xb, xa, tcp80, time.Second); err != nil {
 		t.Fatalf("declared call x/b -> x/a: %v", err)
 	}
-	if err := framework.ProbeOnce(xc, xa, tcp80, 300*time.Millisecond); err == nil {
+	if err := localcluster.ProbeOnce(xc, xa, tcp80, 300*time.Millisecond); err == nil {
 		t.Fatal("undeclared call x/c -> x/a succeeded in Enforce mode")
 	}
 	start := time.Now()
 	si = e.waitIntent(t, "x", "web", "caller b observed and x/c listed as Dropped", func(si *palisadev1alpha1.ServiceIntent) bool {
 		// Keep calling: the kernel logs at a bounded rate per rule, and the
 		// probe matrix that just ran may have used up the burst.
-		_ = framework.ProbeOnce(xc, xa, tcp80, 100*time.Millisecond)
-		_ = framework.ProbeOnce(xb, xa, tcp80, time.Second)
+		_ = localcluster.ProbeOnce(xc, xa, tcp80, 100*time.Millisecond)
+		_ = localcluster.ProbeOnce(xb, xa, tcp80, time.Second)
 		return callerObserved(si, "b") && undeclared(si, "c", palisadev1alpha1.VerdictDropped) != nil
 	})
 	t.Logf("observed on status %v after the calls", time.Since(start).Round(100*time.Millisecond))
@@ -120,15 +120,15 @@ func flowsObservedVersusAllowed(t *testing.T, e *env) {
 	// Enough calls to rank among the top 20 undeclared callers: the window
 	// still holds the Enforce phase's drops (and the matrix's probes).
 	for range 12 {
-		if err := framework.ProbeOnce(xc, xa, tcp80, time.Second); err != nil {
+		if err := localcluster.ProbeOnce(xc, xa, tcp80, time.Second); err != nil {
 			t.Fatalf("Audit mode: undeclared call x/c -> x/a: %v", err)
 		}
 	}
-	if err := framework.ProbeOnce(xb, xa, tcp80, time.Second); err != nil {
+	if err := localcluster.ProbeOnce(xb, xa, tcp80, time.Second); err != nil {
 		t.Fatalf("Audit mode: declared call x/b -> x/a: %v", err)
 	}
 	e.waitIntent(t, "x", "web", "x/c listed as Audited and the intent audited on n/n nodes", func(si *palisadev1alpha1.ServiceIntent) bool {
-		_ = framework.ProbeOnce(xc, xa, tcp80, time.Second)
+		_ = localcluster.ProbeOnce(xc, xa, tcp80, time.Second)
 		en := si.Status.Enforcement
 		return undeclared(si, "c", palisadev1alpha1.VerdictAudited) != nil && callerObserved(si, "b") &&
 			en != nil && en.Generation == si.Generation && en.NodesProgrammed == en.NodesDesired && en.NodesDesired == 1
@@ -137,7 +137,7 @@ func flowsObservedVersusAllowed(t *testing.T, e *env) {
 	// Back to Enforce: the call is dropped again and Enforced reaches n/n for
 	// the new generation.
 	e.apply(t, webIntent(palisadev1alpha1.ModeEnforce))
-	e.expect(t, false, onlyToXA(func(from *framework.Pod, p framework.Port) bool {
+	e.expect(t, false, onlyToXA(func(from *localcluster.Pod, p localcluster.Port) bool {
 		return is(from, "x/b") && p == tcp80
 	}))
 	e.waitIntent(t, "x", "web", "Enforced=True for the new generation", func(si *palisadev1alpha1.ServiceIntent) bool {
@@ -152,7 +152,7 @@ func flowsHubble(t *testing.T, e *env) {
 	defer cancel()
 	xa, xb, xc := e.pod("x/a"), e.pod("x/b"), e.pod("x/c")
 	e.apply(t, webIntent(palisadev1alpha1.ModeEnforce))
-	e.expect(t, false, onlyToXA(func(from *framework.Pod, p framework.Port) bool {
+	e.expect(t, false, onlyToXA(func(from *localcluster.Pod, p localcluster.Port) bool {
 		return is(from, "x/b") && p == tcp80
 	}))
 	node, ok := e.c.Node(xa.Node)
@@ -162,7 +162,7 @@ func flowsHubble(t *testing.T, e *env) {
 	conn, err := grpc.NewClient("passthrough:///"+node.Name,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
-			return e.c.DialNode(ctx, node, framework.AgentHubbleAddr)
+			return e.c.DialNode(ctx, node, localcluster.AgentHubbleAddr)
 		}))
 	if err != nil {
 		t.Fatal(err)
@@ -208,8 +208,8 @@ func flowsHubble(t *testing.T, e *env) {
 	var followed *flowpb.Flow
 	deadline := time.After(15 * time.Second)
 	for followed == nil {
-		_ = framework.ProbeOnce(xc, xa, tcp80, 200*time.Millisecond)
-		if err := framework.ProbeOnce(xb, xa, tcp80, time.Second); err != nil {
+		_ = localcluster.ProbeOnce(xc, xa, tcp80, 200*time.Millisecond)
+		if err := localcluster.ProbeOnce(xb, xa, tcp80, time.Second); err != nil {
 			t.Fatalf("declared call: %v", err)
 		}
 		select {

@@ -15,7 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/palisade-dev/palisade/e2e/framework"
+	"github.com/palisade-dev/palisade/internal/localcluster"
 )
 
 func isNoKind(err error) bool { return meta.IsNoMatchError(err) }
@@ -26,7 +26,7 @@ func waitNoPolicies(ctx context.Context, cl client.Client) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var list networkingv1.NetworkPolicyList
-		for _, ns := range append([]string{"kube-system"}, framework.LayoutNamespaces...) {
+		for _, ns := range append([]string{"kube-system"}, localcluster.LayoutNamespaces...) {
 			var l networkingv1.NetworkPolicyList
 			if err := cl.List(ctx, &l, client.InNamespace(ns)); err != nil {
 				return err
@@ -149,11 +149,11 @@ func egressToDNS() networkingv1.NetworkPolicyEgressRule {
 // --- expectation helpers ----------------------------------------------------
 
 type (
-	pod    = framework.Pod
+	pod    = localcluster.Pod
 	netIn  = networkingv1.NetworkPolicyIngressRule
 	netOut = networkingv1.NetworkPolicyEgressRule
 )
-type pport = framework.Port
+type pport = localcluster.Port
 
 func is(p *pod, key string) bool { return p.Key() == key }
 

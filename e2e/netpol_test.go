@@ -10,7 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/palisade-dev/palisade/e2e/framework"
+	"github.com/palisade-dev/palisade/internal/localcluster"
 )
 
 // TestNetworkPolicy runs the conformance scenarios on every backend. They are
@@ -75,7 +75,7 @@ var netpolScenarios = []scenarioCase{
 		e.expect(t, false, func(from, to *pod, p pport) bool { return from.Namespace != "x" && to.Namespace != "x" })
 	}},
 	{"default-deny-ingress-in-every-namespace", func(t *testing.T, e *env) {
-		for _, ns := range framework.LayoutNamespaces {
+		for _, ns := range localcluster.LayoutNamespaces {
 			e.apply(t, netpol(ns, "deny-ingress", all, ingressOnly, nil, nil))
 		}
 		e.expect(t, false, func(from, to *pod, p pport) bool { return false })
@@ -348,9 +348,9 @@ func (e *env) setLabels(t *testing.T, kind, name string, l map[string]string) {
 	ctx := context.Background()
 	var err error
 	if kind == "ns" {
-		err = framework.SetLabels(ctx, e.c.Client, &corev1.Namespace{}, client.ObjectKey{Name: name}, l)
+		err = localcluster.SetLabels(ctx, e.c.Client, &corev1.Namespace{}, client.ObjectKey{Name: name}, l)
 	} else {
-		err = framework.SetLabels(ctx, e.c.Client, &corev1.Pod{}, client.ObjectKey{Namespace: kind, Name: name}, l)
+		err = localcluster.SetLabels(ctx, e.c.Client, &corev1.Pod{}, client.ObjectKey{Namespace: kind, Name: name}, l)
 	}
 	if err != nil {
 		t.Fatalf("set labels on %s/%s: %v", kind, name, err)

@@ -4,7 +4,7 @@
 # needs: the test environment (etcd, kube-apiserver), iperf3 and strace from
 # Debian, the binaries (the harness builds agent, controller, podserver and
 # local-cluster into bench/tmp/bin for measurements 1, 6 and 7, which run on
-# local clusters of e2e/framework in bench/tmp/cluster-*).
+# local clusters of internal/localcluster in bench/tmp/cluster-*).
 #
 #   hack/bench.sh                # full variant, under 15 minutes on 2 cores
 #   BENCH_QUICK=1 hack/bench.sh  # quick variant, under 3 minutes
@@ -49,7 +49,7 @@ fi
 cleanup() {
 	# What a killed harness left: the processes it started (pid files in
 	# bench/tmp/logs, checked against the binary), the local clusters of
-	# measurements 1, 6 and 7 (e2e/framework's down), then namespaces.
+	# measurements 1, 6 and 7 (internal/localcluster's down), then namespaces.
 	for f in bench/tmp/logs/*.pid; do
 		[ -e "$f" ] || continue
 		pid="$(cat "$f")"
@@ -73,7 +73,7 @@ trap cleanup EXIT
 micro="$(mktemp /tmp/pbn-micro.XXXXXX)"
 log "Go micro-benchmarks (-benchmem, ${benchtime} x${count})"
 go test -run '^$' -bench . -benchmem -benchtime "$benchtime" -count "$count" \
-	./controllers/compiler/ ./dataplane/policy/ ./dataplane/render/ | tee "$micro" >&2
+	./internal/intent/compiler/ ./dataplane/policy/ ./dataplane/render/ | tee "$micro" >&2
 
 start=$(date +%s)
 bin/palisade-bench run "${quick[@]}" --micro "$micro" --repo . --assets "$ASSETS" ${BENCH_ONLY:+--only "$BENCH_ONLY"}

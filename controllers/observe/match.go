@@ -10,7 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
-	"github.com/palisade-dev/palisade/controllers/compiler"
+	"github.com/palisade-dev/palisade/internal/intent/compiler"
 )
 
 // matcher tells which declared caller, if any, allows a flow's source and

@@ -16,7 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
-	"github.com/palisade-dev/palisade/controllers/compiler"
+	"github.com/palisade-dev/palisade/internal/intent/compiler"
 )
 
 // Defaults of Options.

@@ -16,12 +16,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
-	"github.com/palisade-dev/palisade/controllers/compiler"
 	"github.com/palisade-dev/palisade/dataplane/agent"
 	"github.com/palisade-dev/palisade/dataplane/flowlog"
 	"github.com/palisade-dev/palisade/dataplane/flows"
 	"github.com/palisade-dev/palisade/dataplane/policy"
-	"github.com/palisade-dev/palisade/internal/resolve"
+	"github.com/palisade-dev/palisade/internal/intent/compiler"
+	"github.com/palisade-dev/palisade/internal/intent/resolve"
 )
 
 // stateRecorder is an EventSource that only records the states it is given.

@@ -33,7 +33,7 @@ func CacheOptions() cache.Options {
 	}
 }
 
-// resolvedObjects are the kinds internal/resolve reads, which the agent
+// resolvedObjects are the kinds internal/intent/resolve reads, which the agent
 // watches for the intents it compiles itself.
 func resolvedObjects() []client.Object {
 	return []client.Object{&corev1.Service{}, &appsv1.Deployment{}, &appsv1.StatefulSet{}, &appsv1.DaemonSet{},

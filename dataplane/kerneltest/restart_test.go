@@ -17,7 +17,7 @@ import (
 
 	"github.com/palisade-dev/palisade/dataplane/internal/netnstest"
 	pt "github.com/palisade-dev/palisade/dataplane/policy/policytest"
-	"github.com/palisade-dev/palisade/internal/testenv"
+	"github.com/palisade-dev/palisade/internal/kubeassets"
 )
 
 // restartPolicy lets y/d (and, in its second version, y/b) reach x/a on
@@ -132,7 +132,7 @@ func TestAgentRestart(t *testing.T) {
 func buildAgent(dir string) (string, error) {
 	bin := filepath.Join(dir, "agent")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/agent")
-	cmd.Dir = testenv.RepoRoot()
+	cmd.Dir = kubeassets.RepoRoot()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/agent: %w\n%s", err, out)
 	}

@@ -7,9 +7,9 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/palisade-dev/palisade/bench/synth"
 	"github.com/palisade-dev/palisade/dataplane/policy"
 	"github.com/palisade-dev/palisade/dataplane/render"
+	"github.com/palisade-dev/palisade/internal/synth"
 )
 
 // TestDiffElementsMergeMatchesMaps: the merge pass over sorted sets finds

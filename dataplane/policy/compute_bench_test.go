@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/palisade-dev/palisade/bench/synth"
 	"github.com/palisade-dev/palisade/dataplane/policy"
+	"github.com/palisade-dev/palisade/internal/synth"
 )
 
 // BenchmarkCompute measures a full computation of one node's state, what the

@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/palisade-dev/palisade/bench/synth"
 	"github.com/palisade-dev/palisade/dataplane/policy"
 	"github.com/palisade-dev/palisade/dataplane/render"
+	"github.com/palisade-dev/palisade/internal/synth"
 )
 
 // BenchmarkRender measures turning a computed state into the nftables

@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	palisadev1alpha1 "github.com/palisade-dev/palisade/api/v1alpha1"
-	"github.com/palisade-dev/palisade/e2e/framework"
+	"github.com/palisade-dev/palisade/internal/localcluster"
 )
 
 // enforcementTimeout is how long a change may take to show as enforced on
@@ -79,7 +79,7 @@ func startEnforcementSampler(ctx context.Context, t *testing.T, every time.Durat
 func (s *enforcementSampler) measure(ctx context.Context, port int) {
 	si := loadProbeIntent(port)
 	start := time.Now()
-	if err := framework.ApplyObject(ctx, cl.Client, si); err != nil {
+	if err := localcluster.ApplyObject(ctx, cl.Client, si); err != nil {
 		s.record(0, 0, 0, fmt.Sprintf("apply: %v", err))
 		return
 	}

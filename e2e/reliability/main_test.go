@@ -28,14 +28,14 @@ import (
 	"github.com/palisade-dev/palisade/dataplane/nft"
 	"github.com/palisade-dev/palisade/dataplane/policy"
 	"github.com/palisade-dev/palisade/dataplane/render"
-	"github.com/palisade-dev/palisade/e2e/framework"
-	"github.com/palisade-dev/palisade/internal/testenv"
+	"github.com/palisade-dev/palisade/internal/kubeassets"
+	"github.com/palisade-dev/palisade/internal/localcluster"
 )
 
 var (
-	cl      *framework.Cluster
+	cl      *localcluster.Cluster
 	binDir  string
-	pods    = map[string]*framework.Pod{}
+	pods    = map[string]*localcluster.Pod{}
 	quick   = os.Getenv("RELIABILITY_QUICK") != ""
 	outDir  = envOr("RELIABILITY_OUT", filepath.Join(os.TempDir(), "palisade-reliability"))
 	started = time.Now()
@@ -58,7 +58,7 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "reliability: needs root (network namespaces, netfilter)")
 		return 1
 	}
-	if err := framework.Down(clusterDir()); err != nil {
+	if err := localcluster.Down(clusterDir()); err != nil {
 		fmt.Fprintln(os.Stderr, "reliability: remove leftovers:", err)
 		return 1
 	}
@@ -75,17 +75,17 @@ func runMain(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	binDir = dir
 	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/agent", "./cmd/controller", "./hack/podserver", "./hack/local-cluster")
-	build.Dir = testenv.RepoRoot()
+	build.Dir = kubeassets.RepoRoot()
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "reliability: build: %v\n%s", err, out)
 		return 1
 	}
 	ctx := context.Background()
-	root := testenv.RepoRoot()
-	cl, err = framework.Up(ctx, framework.Config{
+	root := kubeassets.RepoRoot()
+	cl, err = localcluster.Up(ctx, localcluster.Config{
 		Dir: clusterDir(), Prefix: "prl", Nodes: 2, Backend: "nftables", BinDir: binDir,
-		AssetsDir: testenv.AssetsDir(), CRDDir: filepath.Join(root, "config", "crd", "bases"),
+		AssetsDir: kubeassets.Dir(), CRDDir: filepath.Join(root, "config", "crd", "bases"),
 		Log: func(f string, a ...any) { fmt.Fprintf(os.Stderr, "reliability: "+f+"\n", a...) },
 	})
 	if err != nil {
@@ -137,19 +137,19 @@ const (
 
 type pair struct {
 	From, To string
-	Port     framework.Port
+	Port     localcluster.Port
 	Allowed  bool
 }
 
 var pairs = []pair{
-	{"x/b", "x/a", framework.Port{Port: 80, Protocol: corev1.ProtocolTCP}, true},
-	{"x/b", "x/a", framework.Port{Port: 80, Protocol: corev1.ProtocolUDP}, true},
-	{"y/a", "z/a", framework.Port{Port: 80, Protocol: corev1.ProtocolTCP}, true},
-	{"x/c", "x/a", framework.Port{Port: 80, Protocol: corev1.ProtocolTCP}, false},
-	{"x/c", "x/a", framework.Port{Port: 80, Protocol: corev1.ProtocolUDP}, false},
-	{"y/b", "x/a", framework.Port{Port: 80, Protocol: corev1.ProtocolTCP}, false},
-	{"x/b", "x/a", framework.Port{Port: 81, Protocol: corev1.ProtocolTCP}, false},
-	{"x/b", "x/a", framework.Port{Port: 81, Protocol: corev1.ProtocolUDP}, false},
+	{"x/b", "x/a", localcluster.Port{Port: 80, Protocol: corev1.ProtocolTCP}, true},
+	{"x/b", "x/a", localcluster.Port{Port: 80, Protocol: corev1.ProtocolUDP}, true},
+	{"y/a", "z/a", localcluster.Port{Port: 80, Protocol: corev1.ProtocolTCP}, true},
+	{"x/c", "x/a", localcluster.Port{Port: 80, Protocol: corev1.ProtocolTCP}, false},
+	{"x/c", "x/a", localcluster.Port{Port: 80, Protocol: corev1.ProtocolUDP}, false},
+	{"y/b", "x/a", localcluster.Port{Port: 80, Protocol: corev1.ProtocolTCP}, false},
+	{"x/b", "x/a", localcluster.Port{Port: 81, Protocol: corev1.ProtocolTCP}, false},
+	{"x/b", "x/a", localcluster.Port{Port: 81, Protocol: corev1.ProtocolUDP}, false},
 }
 
 func basePolicy(ports ...networkingv1.NetworkPolicyPort) *networkingv1.NetworkPolicy {
@@ -178,7 +178,7 @@ func basePorts() []networkingv1.NetworkPolicyPort {
 }
 
 func applyBasePolicy(ctx context.Context) error {
-	if err := framework.ApplyObject(ctx, cl.Client, basePolicy(basePorts()...)); err != nil {
+	if err := localcluster.ApplyObject(ctx, cl.Client, basePolicy(basePorts()...)); err != nil {
 		return err
 	}
 	deadline := time.Now().Add(60 * time.Second)
@@ -195,7 +195,7 @@ func applyBasePolicy(ctx context.Context) error {
 }
 
 func probeOne(p pair) bool {
-	return framework.ProbeOnce(pods[p.From], pods[p.To], p.Port, 400*time.Millisecond) == nil
+	return localcluster.ProbeOnce(pods[p.From], pods[p.To], p.Port, 400*time.Millisecond) == nil
 }
 
 // probeAll probes every pair once and returns forbidden successes and
@@ -211,7 +211,7 @@ func probeAll() (forbidden, allowedFail int) {
 	return
 }
 
-func nodeByName(name string) framework.NodeState {
+func nodeByName(name string) localcluster.NodeState {
 	n, ok := cl.Node(name)
 	if !ok {
 		panic("no node " + name)

@@ -13,17 +13,17 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/palisade-dev/palisade/e2e/framework"
+	"github.com/palisade-dev/palisade/internal/localcluster"
 )
 
-// The framework starts every process of the cluster detached, with a pid
+// The local cluster starts every process of the cluster detached, with a pid
 // file <dir>/pids/<name>.pid holding the pid and the program, and its log in
 // <dir>/logs/<name>.log. The scenarios signal those processes directly and
 // start them again with the command line /proc recorded, in the same
-// network namespace, writing the pid file the framework's Down reads.
+// network namespace, writing the pid file localcluster.Down reads.
 
 type proc struct {
-	c    *framework.Cluster
+	c    *localcluster.Cluster
 	name string // pid file name: agent-node-1, kube-apiserver, controller
 	ns   string // network namespace it runs in ("" for the root one)
 }
@@ -91,7 +91,7 @@ func (p proc) stop(sig syscall.Signal) error {
 	return nil
 }
 
-// start runs argv detached like the framework does and records its pid.
+// start runs argv detached like the local cluster does and records its pid.
 func (p proc) start(argv []string) error {
 	logf, err := os.OpenFile(filepath.Join(p.c.Dir, "logs", p.name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {

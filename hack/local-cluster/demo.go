@@ -6,14 +6,14 @@ import (
 	"os"
 	"time"
 
-	"github.com/palisade-dev/palisade/e2e/framework"
+	"github.com/palisade-dev/palisade/internal/localcluster"
 )
 
 // demo brings the cluster up (or reuses the running one), runs the shop demo
 // and tells the user how to go on.
 func demo(ctx context.Context, args []string) error {
 	start := time.Now()
-	c, err := framework.Load(stateDir())
+	c, err := localcluster.Load(stateDir())
 	if err == nil {
 		if herr := c.Healthy(ctx); herr != nil {
 			return fmt.Errorf("%w; remove the stale cluster with make demo-down", herr)
@@ -25,7 +25,7 @@ func demo(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	_, err = framework.RunDemo(ctx, c, repoRoot(), os.Stdout)
+	_, err = localcluster.RunDemo(ctx, c, repoRoot(), os.Stdout)
 	ordersIP := "<orders-ip>"
 	if pods, perr := c.Pods(ctx); perr == nil {
 		for _, p := range pods {

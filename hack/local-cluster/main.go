@@ -22,8 +22,8 @@ import (
 	"github.com/go-logr/logr"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/palisade-dev/palisade/e2e/framework"
-	"github.com/palisade-dev/palisade/internal/testenv"
+	"github.com/palisade-dev/palisade/internal/kubeassets"
+	"github.com/palisade-dev/palisade/internal/localcluster"
 )
 
 func main() {
@@ -40,7 +40,7 @@ func main() {
 	case "up":
 		err = up(ctx, args)
 	case "down":
-		err = framework.Down(stateDir())
+		err = localcluster.Down(stateDir())
 		if err == nil {
 			fmt.Println("local cluster removed")
 		}
@@ -73,7 +73,7 @@ func usage() {
 	os.Exit(2)
 }
 
-func repoRoot() string { return testenv.RepoRoot() }
+func repoRoot() string { return kubeassets.RepoRoot() }
 
 // stateDir is .local-cluster in the repository (git-ignored), or
 // $LOCAL_CLUSTER_DIR.
@@ -126,15 +126,15 @@ func up(ctx context.Context, args []string) error {
 	return nil
 }
 
-func bringUp(ctx context.Context, o upOptions) (*framework.Cluster, error) {
+func bringUp(ctx context.Context, o upOptions) (*localcluster.Cluster, error) {
 	root := repoRoot()
-	c, err := framework.Up(ctx, framework.Config{
+	c, err := localcluster.Up(ctx, localcluster.Config{
 		Dir:          stateDir(),
 		Prefix:       "palisade",
 		Nodes:        o.nodes,
 		Backend:      o.backend,
 		BinDir:       filepath.Join(root, "bin"),
-		AssetsDir:    testenv.AssetsDir(),
+		AssetsDir:    kubeassets.Dir(),
 		CRDDir:       filepath.Join(root, "config", "crd", "bases"),
 		NoAgents:     o.noAgents,
 		NoController: o.noController,
@@ -151,14 +151,14 @@ func bringUp(ctx context.Context, o upOptions) (*framework.Cluster, error) {
 }
 
 func status(ctx context.Context) error {
-	c, err := framework.Load(stateDir())
+	c, err := localcluster.Load(stateDir())
 	if err != nil {
 		return err
 	}
 	return printStatus(ctx, c)
 }
 
-func printStatus(ctx context.Context, c *framework.Cluster) error {
+func printStatus(ctx context.Context, c *localcluster.Cluster) error {
 	if err := c.Healthy(ctx); err != nil {
 		return fmt.Errorf("%w (make demo-down removes what is left)", err)
 	}
@@ -178,7 +178,7 @@ func printStatus(ctx context.Context, c *framework.Cluster) error {
 	return nil
 }
 
-func printUsage(c *framework.Cluster) {
+func printUsage(c *localcluster.Cluster) {
 	fmt.Printf(`Use the cluster:
   export KUBECONFIG=%s
   kubectl get nodes,pods -A -o wide
@@ -196,7 +196,7 @@ func pod(ctx context.Context, args []string) error {
 	if !ok {
 		return fmt.Errorf("pod must be NS/NAME, got %q", args[1])
 	}
-	c, err := framework.Load(stateDir())
+	c, err := localcluster.Load(stateDir())
 	if err != nil {
 		return err
 	}
@@ -221,5 +221,5 @@ func apiproxy(ctx context.Context, args []string) error {
 	listen := fs.String("listen", "", "address to listen on in each namespace")
 	nss := fs.String("netns", "", "comma-separated namespaces")
 	_ = fs.Parse(args)
-	return framework.RunAPIProxy(ctx, *target, *listen, strings.Split(*nss, ","))
+	return localcluster.RunAPIProxy(ctx, *target, *listen, strings.Split(*nss, ","))
 }

@@ -8,7 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/palisade-dev/palisade/e2e/framework"
+	"github.com/palisade-dev/palisade/internal/localcluster"
 )
 
 type listFlag []string
@@ -17,16 +17,16 @@ func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 // parsePodFlags reads --node, --label k=v and --port [name:]port[/PROTO].
-func parsePodFlags(ns, name string, args []string) (framework.PodSpec, error) {
+func parsePodFlags(ns, name string, args []string) (localcluster.PodSpec, error) {
 	fs := flag.NewFlagSet("pod create", flag.ContinueOnError)
 	node := fs.String("node", "", "node name (default: node-1)")
 	var labels, ports listFlag
 	fs.Var(&labels, "label", "label k=v (repeatable)")
 	fs.Var(&ports, "port", "container port [name:]port[/TCP|UDP|SCTP] (repeatable)")
 	if err := fs.Parse(args); err != nil {
-		return framework.PodSpec{}, err
+		return localcluster.PodSpec{}, err
 	}
-	spec := framework.PodSpec{Namespace: ns, Name: name, Node: *node, Labels: map[string]string{}}
+	spec := localcluster.PodSpec{Namespace: ns, Name: name, Node: *node, Labels: map[string]string{}}
 	for _, l := range labels {
 		k, v, ok := strings.Cut(l, "=")
 		if !ok {

@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/palisade-dev/palisade/e2e/framework/probe"
+	"github.com/palisade-dev/palisade/internal/localcluster/probe"
 )
 
 func main() {

@@ -24,6 +24,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/yaml"
 
+	"github.com/palisade-dev/palisade/internal/kubeassets"
 	"github.com/palisade-dev/palisade/internal/securemetrics"
 	"github.com/palisade-dev/palisade/internal/testenv"
 )
@@ -72,7 +73,7 @@ func TestMetricsNeedAuthorizedToken(t *testing.T) {
 	})
 
 	// The reader role as shipped, bound to one service account.
-	raw, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "rbac", "metrics_reader_role.yaml"))
+	raw, err := os.ReadFile(filepath.Join(kubeassets.RepoRoot(), "config", "rbac", "metrics_reader_role.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

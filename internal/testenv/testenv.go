@@ -10,34 +10,13 @@ package testenv
 import (
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/palisade-dev/palisade/internal/kubeassets"
 )
-
-// K8sVersion is the kube-apiserver version hack/setup-test-env.sh builds.
-const K8sVersion = "v1.37.2"
-
-// RepoRoot returns the repository's top directory.
-func RepoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
-}
-
-// AssetsDir returns the directory that holds kube-apiserver, etcd and kubectl.
-func AssetsDir() string {
-	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
-		return dir
-	}
-	cache := os.Getenv("XDG_CACHE_HOME")
-	if cache == "" {
-		home, _ := os.UserHomeDir()
-		cache = filepath.Join(home, ".cache")
-	}
-	return filepath.Join(cache, "palisade", "k8s", K8sVersion)
-}
 
 // RequireRoot skips the test, saying why, when it cannot program the kernel.
 // CI runs as root, so there every such test runs.
@@ -53,8 +32,8 @@ func RequireRoot(t testing.TB) {
 func Start(t testing.TB) *rest.Config {
 	t.Helper()
 	env := &envtest.Environment{
-		BinaryAssetsDirectory: AssetsDir(),
-		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases")},
+		BinaryAssetsDirectory: kubeassets.Dir(),
+		CRDDirectoryPaths:     []string{filepath.Join(kubeassets.RepoRoot(), "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 	}
 	if _, err := os.Stat(filepath.Join(env.BinaryAssetsDirectory, "kube-apiserver")); err != nil {

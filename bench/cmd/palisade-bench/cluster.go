@@ -22,10 +22,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/palisade-dev/palisade/bench/internal/netenv"
-	"github.com/palisade-dev/palisade/e2e/framework"
+	"github.com/palisade-dev/palisade/internal/localcluster"
 )
 
-// Measurements 1, 6 and 7 run on the local cluster of e2e/framework (a real
+// Measurements 1, 6 and 7 run on the local cluster of internal/localcluster (a real
 // kube-apiserver and etcd, nodes as network namespaces), with the agent and
 // controller binaries built from the tree. The harness starts the controller
 // (and, for measurement 7, an agent) itself, so that it can stop, restart and
@@ -60,13 +60,13 @@ func binaries(cfg *config) (string, error) {
 
 // upCluster brings a local cluster up in workDir/<name>, removing what an
 // interrupted run left there first. Its Down must be called.
-func upCluster(ctx context.Context, cfg *config, name string, fc framework.Config) (*framework.Cluster, error) {
+func upCluster(ctx context.Context, cfg *config, name string, fc localcluster.Config) (*localcluster.Cluster, error) {
 	bin, err := binaries(cfg)
 	if err != nil {
 		return nil, err
 	}
 	fc.Dir = filepath.Join(cfg.workDir, name)
-	if err := framework.Down(fc.Dir); err != nil {
+	if err := localcluster.Down(fc.Dir); err != nil {
 		return nil, fmt.Errorf("remove the leftovers of %s: %w", fc.Dir, err)
 	}
 	fc.Prefix = clusterPrefix
@@ -74,16 +74,16 @@ func upCluster(ctx context.Context, cfg *config, name string, fc framework.Confi
 	fc.AssetsDir = cfg.assets
 	fc.CRDDir = filepath.Join(cfg.repo, "config", "crd", "bases")
 	fc.Log = func(format string, args ...any) { cfg.logf("  cluster: "+format, args...) }
-	return framework.Up(ctx, fc)
+	return localcluster.Up(ctx, fc)
 }
 
 // fastClients are clients without client-side rate limiting, for creating
 // thousands of objects (the API server's priority and fairness still
 // applies).
-func fastClients(c *framework.Cluster) (client.Client, kubernetes.Interface, error) {
+func fastClients(c *localcluster.Cluster) (client.Client, kubernetes.Interface, error) {
 	rc := rest.CopyConfig(c.Rest)
 	rc.QPS, rc.Burst = -1, 0
-	cl, err := client.New(rc, client.Options{Scheme: framework.Scheme})
+	cl, err := client.New(rc, client.Options{Scheme: localcluster.Scheme})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -245,7 +245,7 @@ func parseProm(text string) []promSample {
 // apiWrites reads the API server's count of writes by resource
 // (apiserver_request_total with a write verb), leaving out leases, which the
 // API server renews itself every few seconds.
-func apiWrites(ctx context.Context, c *framework.Cluster) (map[string]float64, error) {
+func apiWrites(ctx context.Context, c *localcluster.Cluster) (map[string]float64, error) {
 	body, err := c.Clientset.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read the API server's metrics: %w", err)

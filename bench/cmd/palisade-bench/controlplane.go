@@ -16,11 +16,11 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/palisade-dev/palisade/bench/stats"
-	"github.com/palisade-dev/palisade/bench/synth"
-	"github.com/palisade-dev/palisade/controllers/compiler"
 	"github.com/palisade-dev/palisade/dataplane/policy"
 	"github.com/palisade-dev/palisade/dataplane/render"
-	"github.com/palisade-dev/palisade/e2e/framework"
+	"github.com/palisade-dev/palisade/internal/intent/compiler"
+	"github.com/palisade-dev/palisade/internal/localcluster"
+	"github.com/palisade-dev/palisade/internal/synth"
 )
 
 // cpSizes are the workloads of measurements 6 and 7.
@@ -56,7 +56,7 @@ const agentNode = "node-1"
 func measureControlPlane(ctx context.Context, cfg *config, res *Results) error {
 	sz := controlPlaneSizes(cfg.quick)
 	start := time.Now()
-	c, err := upCluster(ctx, cfg, "cluster-cp", framework.Config{Nodes: 1, Backend: "nftables", NoAgents: true, NoController: true})
+	c, err := upCluster(ctx, cfg, "cluster-cp", localcluster.Config{Nodes: 1, Backend: "nftables", NoAgents: true, NoController: true})
 	if err != nil {
 		return err
 	}
@@ -315,7 +315,7 @@ func (pw *policyWatch) wait(ctx context.Context, p *proc, timeout time.Duration)
 // cluster.
 type controller struct {
 	cfg                 *config
-	c                   *framework.Cluster
+	c                   *localcluster.Cluster
 	p                   *proc
 	metricsAddr, health string
 }
@@ -478,7 +478,7 @@ func (ct *controller) noopResync(ctx context.Context, n int) (float64, map[strin
 // measureAgentMemory is measurement 7: the agent binary in the cluster's
 // node namespace, reaching the API server through a proxy on the node's
 // loopback, with every pod of the cluster in its cache.
-func measureAgentMemory(ctx context.Context, cfg *config, c *framework.Cluster, sz cpSizes, res *Results) error {
+func measureAgentMemory(ctx context.Context, cfg *config, c *localcluster.Cluster, sz cpSizes, res *Results) error {
 	node, ok := c.Node(agentNode)
 	if !ok {
 		return fmt.Errorf("no node %s", agentNode)
@@ -487,7 +487,7 @@ func measureAgentMemory(ctx context.Context, cfg *config, c *framework.Cluster, 
 	defer cancel()
 	api := "127.0.0.1:" + strconv.Itoa(c.State.APIPort)
 	proxyErr := make(chan error, 1)
-	go func() { proxyErr <- framework.RunAPIProxy(pctx, api, api, []string{node.Netns}) }()
+	go func() { proxyErr <- localcluster.RunAPIProxy(pctx, api, api, []string{node.Netns}) }()
 	const health, metrics = "127.0.0.1:9441", "127.0.0.1:9442"
 	var hwms, rsss []float64
 	var notes []string

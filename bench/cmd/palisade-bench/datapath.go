@@ -15,12 +15,12 @@ import (
 
 	"github.com/palisade-dev/palisade/bench/internal/netenv"
 	"github.com/palisade-dev/palisade/bench/stats"
-	"github.com/palisade-dev/palisade/bench/synth"
 	"github.com/palisade-dev/palisade/dataplane/iptables"
 	"github.com/palisade-dev/palisade/dataplane/nft"
 	"github.com/palisade-dev/palisade/dataplane/policy"
 	"github.com/palisade-dev/palisade/dataplane/policy/policytest"
 	"github.com/palisade-dev/palisade/dataplane/render"
+	"github.com/palisade-dev/palisade/internal/synth"
 )
 
 const (

@@ -20,7 +20,7 @@ import (
 	"github.com/palisade-dev/palisade/api/v1alpha1"
 	"github.com/palisade-dev/palisade/bench/internal/netenv"
 	"github.com/palisade-dev/palisade/bench/stats"
-	"github.com/palisade-dev/palisade/e2e/framework"
+	"github.com/palisade-dev/palisade/internal/localcluster"
 )
 
 // Measurement 1: intent → enforced latency on the local cluster. A client
@@ -175,7 +175,7 @@ func measureLatency(ctx context.Context, cfg *config, res *Results) error {
 		changes = 30
 	}
 	start := time.Now()
-	c, err := upCluster(ctx, cfg, "cluster-latency", framework.Config{Nodes: 2, Backend: "nftables", NoController: true})
+	c, err := upCluster(ctx, cfg, "cluster-latency", localcluster.Config{Nodes: 2, Backend: "nftables", NoController: true})
 	if err != nil {
 		return err
 	}
@@ -190,11 +190,11 @@ func measureLatency(ctx context.Context, cfg *config, res *Results) error {
 	}
 	defer ctl.stop()
 	port := []corev1.ContainerPort{{Name: "http", ContainerPort: latencyPort, Protocol: corev1.ProtocolTCP}}
-	server, err := c.CreatePod(ctx, framework.PodSpec{Namespace: latencyNS, Name: "server", Node: "node-1", Labels: map[string]string{"app": "server"}, Ports: port})
+	server, err := c.CreatePod(ctx, localcluster.PodSpec{Namespace: latencyNS, Name: "server", Node: "node-1", Labels: map[string]string{"app": "server"}, Ports: port})
 	if err != nil {
 		return err
 	}
-	clientPod, err := c.CreatePod(ctx, framework.PodSpec{Namespace: latencyNS, Name: "client", Node: "node-2", Labels: map[string]string{"app": "client"}, Ports: port})
+	clientPod, err := c.CreatePod(ctx, localcluster.PodSpec{Namespace: latencyNS, Name: "client", Node: "node-2", Labels: map[string]string{"app": "client"}, Ports: port})
 	if err != nil {
 		return err
 	}

@@ -92,7 +92,7 @@ func run(args []string) error {
 	cfg.logf = func(format string, a ...any) {
 		fmt.Fprintf(os.Stderr, "[%s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, a...))
 	}
-	// The e2e framework's clients log through controller-runtime.
+	// The local cluster's clients log through controller-runtime.
 	ctrllog.SetLogger(logr.Discard())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
-	"github.com/palisade-dev/palisade/bench/synth"
+	"github.com/palisade-dev/palisade/internal/synth"
 )
 
 // The API objects of a synthetic cluster (bench/synth's shape: pods spread

@@ -210,10 +210,10 @@ func (r *Results) markdown() string {
 	}
 	if r.has("M1") || r.has("M6") || r.has("M7") {
 		w("## Control plane (measurements 1, 6, 7)\n\n")
-		w("On local clusters of `e2e/framework` (a real kube-apiserver and etcd, nodes and pods as network namespaces, prefix `pbn`), with the agent and controller binaries built from the tree; the harness starts the controller (and, for 7, an agent) itself, to restart it and read its memory from `/proc/<pid>/status`. ")
+		w("On local clusters of `internal/localcluster` (a real kube-apiserver and etcd, nodes and pods as network namespaces, prefix `pbn`), with the agent and controller binaries built from the tree; the harness starts the controller (and, for 7, an agent) itself, to restart it and read its memory from `/proc/<pid>/status`. ")
 		w("**1**: two nodes with nftables agents; a client pod probes a server pod on the other node with a TCP connect every millisecond; each change is timed from just before its API write to the start of the first probe that sees the new outcome. ")
 		w("**6**: one node, no agents; synthetic pods (Pod objects with an address in their status, no namespace) and intents created through the API; policies are counted by a watch; API writes by the API server's `apiserver_request_total`. ")
-		w("**7**: the agent binary runs in the node's namespace, reaching the API server through the framework's API proxy, with every pod of the cluster in its cache.\n\n")
+		w("**7**: the agent binary runs in the node's namespace, reaching the API server through the local cluster's API proxy, with every pod of the cluster in its cache.\n\n")
 	}
 	var misses []*Metric
 	for _, m := range r.Metrics {

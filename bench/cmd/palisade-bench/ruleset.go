@@ -7,10 +7,10 @@ import (
 	"time"
 
 	"github.com/palisade-dev/palisade/bench/stats"
-	"github.com/palisade-dev/palisade/bench/synth"
 	"github.com/palisade-dev/palisade/dataplane/iptables"
 	"github.com/palisade-dev/palisade/dataplane/policy"
 	"github.com/palisade-dev/palisade/dataplane/render"
+	"github.com/palisade-dev/palisade/internal/synth"
 )
 
 // measureRulesetSize is measurement 5: rules and set elements as pods and

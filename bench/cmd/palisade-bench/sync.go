@@ -14,10 +14,10 @@ import (
 	"github.com/palisade-dev/palisade/bench/internal/netenv"
 	"github.com/palisade-dev/palisade/bench/internal/nlcount"
 	"github.com/palisade-dev/palisade/bench/stats"
-	"github.com/palisade-dev/palisade/bench/synth"
 	"github.com/palisade-dev/palisade/dataplane/nft"
 	"github.com/palisade-dev/palisade/dataplane/policy"
 	"github.com/palisade-dev/palisade/dataplane/render"
+	"github.com/palisade-dev/palisade/internal/synth"
 )
 
 // rulesets are the states an incremental run moves between.

@@ -12,7 +12,7 @@ import (
 
 // Gateways every pod routes through. The node side of each veth answers for
 // them: a static neighbour entry in the pod for IPv4 (as Calico does, and as
-// e2e/framework does; proxy_arp is on as well), and fe80::1 on the node side
+// internal/localcluster does; proxy_arp is on as well), and fe80::1 on the node side
 // of every veth for IPv6, found through neighbour discovery (so the tests
 // also prove that policies leave neighbour discovery working).
 var (

@@ -1,4 +1,4 @@
-package framework
+package localcluster
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/palisade-dev/palisade/e2e/framework/probe"
+	"github.com/palisade-dev/palisade/internal/localcluster/probe"
 )
 
 // Port is a port and protocol a pod serves.

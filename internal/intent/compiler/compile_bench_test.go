@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/palisade-dev/palisade/bench/synth"
-	"github.com/palisade-dev/palisade/controllers/compiler"
+	"github.com/palisade-dev/palisade/internal/intent/compiler"
+	"github.com/palisade-dev/palisade/internal/synth"
 )
 
 // BenchmarkCompile measures compiling intents into NetworkPolicies, the pure

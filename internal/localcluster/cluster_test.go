@@ -1,4 +1,4 @@
-package framework
+package localcluster
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/palisade-dev/palisade/internal/kubeassets"
 	"github.com/palisade-dev/palisade/internal/testenv"
 )
 
@@ -22,7 +23,7 @@ func TestClusterLifecycle(t *testing.T) {
 	testenv.RequireRoot(t)
 	bin := t.TempDir()
 	build := exec.Command("go", "build", "-o", bin+"/", "./hack/podserver")
-	build.Dir = testenv.RepoRoot()
+	build.Dir = kubeassets.RepoRoot()
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build podserver: %v\n%s", err, out)
@@ -33,8 +34,8 @@ func TestClusterLifecycle(t *testing.T) {
 	}
 	ctx := context.Background()
 	c, err := Up(ctx, Config{
-		Dir: dir, Prefix: "pfw", Nodes: 2, BinDir: bin, AssetsDir: testenv.AssetsDir(),
-		CRDDir: filepath.Join(testenv.RepoRoot(), "config", "crd", "bases"), NoAgents: true, NoController: true, Log: t.Logf,
+		Dir: dir, Prefix: "pfw", Nodes: 2, BinDir: bin, AssetsDir: kubeassets.Dir(),
+		CRDDir: filepath.Join(kubeassets.RepoRoot(), "config", "crd", "bases"), NoAgents: true, NoController: true, Log: t.Logf,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-// Package framework runs a local Kubernetes cluster made of a real
+// Package localcluster runs a local Kubernetes cluster made of a real
 // kube-apiserver and etcd plus network namespaces, and probes it.
 //
 // Topology (prefix "palisade", two nodes):
@@ -15,7 +15,7 @@
 // CIDRs over the fabric. The root namespace gets no address, route or link: the
 // agents reach the API server through a proxy that listens on each node's
 // loopback at the API server's port, so one kubeconfig serves everyone.
-package framework
+package localcluster
 
 import (
 	"encoding/json"
