@@ -72,7 +72,7 @@ test-unit: ## Unit, envtest (real kube-apiserver) and real-kernel tests.
 # Fuzz targets as package:FuzzName. Their seed corpora (testdata/fuzz/) also
 # run as plain tests in test-unit.
 FUZZTIME ?= 10m
-FUZZ_TARGETS := ./internal/intent/compiler:FuzzCompile ./dataplane/policy:FuzzCompute ./dataplane/render:FuzzRender
+FUZZ_TARGETS := ./internal/intent/compiler:FuzzCompile ./internal/policy:FuzzCompute ./dataplane/render:FuzzRender
 
 .PHONY: fuzz
 fuzz: ## Fuzz the intent compiler, the policy model and the nft renderer, $(FUZZTIME) each (default 10m).

@@ -1,5 +1,5 @@
 // Package dataplane holds what every enforcement backend shares: the Backend
-// interface the agent drives. The policy model lives in dataplane/policy, the
+// interface the agent drives. The policy model lives in internal/policy, the
 // nftables backend in dataplane/nft, the agent's sync loop in
 // dataplane/agent.
 package dataplane
@@ -8,7 +8,7 @@ import (
 	"context"
 	"errors"
 
-	"github.com/palisade-dev/palisade/dataplane/policy"
+	"github.com/palisade-dev/palisade/internal/policy"
 )
 
 // Backend programs a node's kernel so that it enforces a policy.State.

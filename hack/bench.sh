@@ -73,7 +73,7 @@ trap cleanup EXIT
 micro="$(mktemp /tmp/pbn-micro.XXXXXX)"
 log "Go micro-benchmarks (-benchmem, ${benchtime} x${count})"
 go test -run '^$' -bench . -benchmem -benchtime "$benchtime" -count "$count" \
-	./internal/intent/compiler/ ./dataplane/policy/ ./dataplane/render/ | tee "$micro" >&2
+	./internal/intent/compiler/ ./internal/policy/ ./dataplane/render/ | tee "$micro" >&2
 
 start=$(date +%s)
 bin/palisade-bench run "${quick[@]}" --micro "$micro" --repo . --assets "$ASSETS" ${BENCH_ONLY:+--only "$BENCH_ONLY"}

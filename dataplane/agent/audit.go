@@ -12,9 +12,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
-	"github.com/palisade-dev/palisade/dataplane/policy"
 	"github.com/palisade-dev/palisade/internal/intent/compiler"
 	"github.com/palisade-dev/palisade/internal/intent/resolve"
+	"github.com/palisade-dev/palisade/internal/policy"
 )
 
 // intentRef is the intent a policy of the computed state belongs to, and

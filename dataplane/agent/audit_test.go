@@ -19,9 +19,9 @@ import (
 	"github.com/palisade-dev/palisade/dataplane/agent"
 	"github.com/palisade-dev/palisade/dataplane/flowlog"
 	"github.com/palisade-dev/palisade/dataplane/flows"
-	"github.com/palisade-dev/palisade/dataplane/policy"
 	"github.com/palisade-dev/palisade/internal/intent/compiler"
 	"github.com/palisade-dev/palisade/internal/intent/resolve"
+	"github.com/palisade-dev/palisade/internal/policy"
 )
 
 // stateRecorder is an EventSource that only records the states it is given.

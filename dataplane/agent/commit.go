@@ -10,8 +10,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/palisade-dev/palisade/dataplane"
-	"github.com/palisade-dev/palisade/dataplane/policy"
 	"github.com/palisade-dev/palisade/dataplane/statefile"
+	"github.com/palisade-dev/palisade/internal/policy"
 )
 
 // ConnCutter deletes the conntrack entries a state denies

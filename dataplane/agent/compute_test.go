@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/palisade-dev/palisade/dataplane/policy"
+	"github.com/palisade-dev/palisade/internal/policy"
 )
 
 func TestSafeComputeTurnsAPanicIntoAnError(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/palisade-dev/palisade/dataplane/flowlog"
 	"github.com/palisade-dev/palisade/dataplane/flows"
-	"github.com/palisade-dev/palisade/dataplane/policy"
+	"github.com/palisade-dev/palisade/internal/policy"
 )
 
 // EventSource is the kernel's verdict log (flowlog.Reader): Update hands it

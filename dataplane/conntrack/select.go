@@ -5,7 +5,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/palisade-dev/palisade/dataplane/policy"
+	"github.com/palisade-dev/palisade/internal/policy"
 )
 
 // Flow is the part of a conntrack entry that policy judges: the first packet

@@ -8,8 +8,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 
-	"github.com/palisade-dev/palisade/dataplane/policy"
-	pt "github.com/palisade-dev/palisade/dataplane/policy/policytest"
+	"github.com/palisade-dev/palisade/internal/policy"
+	pt "github.com/palisade-dev/palisade/internal/policy/policytest"
 )
 
 const node = "node-a"

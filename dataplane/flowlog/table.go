@@ -5,8 +5,8 @@ import (
 	"time"
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
-	"github.com/palisade-dev/palisade/dataplane/policy"
 	"github.com/palisade-dev/palisade/dataplane/render"
+	"github.com/palisade-dev/palisade/internal/policy"
 )
 
 // prefixTable decodes log prefixes with the table of the current state and,

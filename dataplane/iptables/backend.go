@@ -14,8 +14,8 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/palisade-dev/palisade/dataplane"
-	"github.com/palisade-dev/palisade/dataplane/policy"
 	"github.com/palisade-dev/palisade/dataplane/render"
+	"github.com/palisade-dev/palisade/internal/policy"
 )
 
 // Backend programs our chains with iptables-restore. The zero value is not

@@ -9,8 +9,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/palisade-dev/palisade/dataplane/policy"
 	"github.com/palisade-dev/palisade/dataplane/render"
+	"github.com/palisade-dev/palisade/internal/policy"
 )
 
 // dispatchLeaf is the most addresses a dispatch chain matches one by one

@@ -15,9 +15,9 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/palisade-dev/palisade/dataplane/iptables"
-	"github.com/palisade-dev/palisade/dataplane/policy"
-	pt "github.com/palisade-dev/palisade/dataplane/policy/policytest"
 	"github.com/palisade-dev/palisade/dataplane/render"
+	"github.com/palisade-dev/palisade/internal/policy"
+	pt "github.com/palisade-dev/palisade/internal/policy/policytest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")

@@ -6,8 +6,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/palisade-dev/palisade/dataplane/policy"
 	"github.com/palisade-dev/palisade/dataplane/render"
+	"github.com/palisade-dev/palisade/internal/policy"
 )
 
 // Family is an IP family: one iptables binary, one restore per sync.

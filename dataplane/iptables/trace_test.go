@@ -2,7 +2,7 @@ package iptables_test
 
 import (
 	"github.com/palisade-dev/palisade/dataplane/iptables"
-	"github.com/palisade-dev/palisade/dataplane/policy"
+	"github.com/palisade-dev/palisade/internal/policy"
 )
 
 // trace runs the first packet of a new connection through the chain start

@@ -18,7 +18,7 @@ import (
 
 	"github.com/palisade-dev/palisade/dataplane"
 	"github.com/palisade-dev/palisade/dataplane/agent"
-	pt "github.com/palisade-dev/palisade/dataplane/policy/policytest"
+	pt "github.com/palisade-dev/palisade/internal/policy/policytest"
 	"github.com/palisade-dev/palisade/internal/testenv"
 )
 

@@ -7,7 +7,7 @@ import (
 
 	"github.com/palisade-dev/palisade/dataplane"
 	"github.com/palisade-dev/palisade/dataplane/internal/netnstest"
-	pt "github.com/palisade-dev/palisade/dataplane/policy/policytest"
+	pt "github.com/palisade-dev/palisade/internal/policy/policytest"
 )
 
 // checkInvalidDropped shows that segments conntrack calls invalid (here a

@@ -14,8 +14,8 @@ import (
 
 	"github.com/palisade-dev/palisade/dataplane/conntrack"
 	"github.com/palisade-dev/palisade/dataplane/internal/netnstest"
-	"github.com/palisade-dev/palisade/dataplane/policy"
-	pt "github.com/palisade-dev/palisade/dataplane/policy/policytest"
+	"github.com/palisade-dev/palisade/internal/policy"
+	pt "github.com/palisade-dev/palisade/internal/policy/policytest"
 	"github.com/palisade-dev/palisade/internal/testenv"
 )
 

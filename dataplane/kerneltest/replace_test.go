@@ -16,8 +16,8 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/palisade-dev/palisade/dataplane/internal/netnstest"
-	"github.com/palisade-dev/palisade/dataplane/policy"
-	pt "github.com/palisade-dev/palisade/dataplane/policy/policytest"
+	"github.com/palisade-dev/palisade/internal/policy"
+	pt "github.com/palisade-dev/palisade/internal/policy/policytest"
 	"golang.org/x/sys/unix"
 )
 

@@ -16,8 +16,8 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/palisade-dev/palisade/dataplane/internal/netnstest"
-	pt "github.com/palisade-dev/palisade/dataplane/policy/policytest"
 	"github.com/palisade-dev/palisade/internal/kubeassets"
+	pt "github.com/palisade-dev/palisade/internal/policy/policytest"
 )
 
 // restartPolicy lets y/d (and, in its second version, y/b) reach x/a on

@@ -7,8 +7,8 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/palisade-dev/palisade/dataplane/policy"
-	pt "github.com/palisade-dev/palisade/dataplane/policy/policytest"
+	"github.com/palisade-dev/palisade/internal/policy"
+	pt "github.com/palisade-dev/palisade/internal/policy/policytest"
 )
 
 const (

@@ -11,8 +11,8 @@ import (
 	"github.com/google/nftables"
 
 	"github.com/palisade-dev/palisade/dataplane"
-	"github.com/palisade-dev/palisade/dataplane/policy"
 	"github.com/palisade-dev/palisade/dataplane/render"
+	"github.com/palisade-dev/palisade/internal/policy"
 )
 
 // Backend programs table inet palisade. The zero value is not usable; use

@@ -5,9 +5,9 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/palisade-dev/palisade/dataplane/policy"
-	pt "github.com/palisade-dev/palisade/dataplane/policy/policytest"
 	"github.com/palisade-dev/palisade/dataplane/render"
+	"github.com/palisade-dev/palisade/internal/policy"
+	pt "github.com/palisade-dev/palisade/internal/policy/policytest"
 )
 
 // FuzzRender renders the model of random and malformed clusters (decoded by

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/palisade-dev/palisade/dataplane/policy"
+	"github.com/palisade-dev/palisade/internal/policy"
 )
 
 // Log prefixes tell the flow log reader (dataplane/flowlog) what a logged

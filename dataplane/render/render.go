@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/palisade-dev/palisade/dataplane/policy"
+	"github.com/palisade-dev/palisade/internal/policy"
 )
 
 // Render returns the ruleset that enforces st, logging verdicts as opts

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/palisade-dev/palisade/dataplane/policy"
 	"github.com/palisade-dev/palisade/dataplane/render"
+	"github.com/palisade-dev/palisade/internal/policy"
 	"github.com/palisade-dev/palisade/internal/synth"
 )
 

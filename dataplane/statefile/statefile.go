@@ -13,7 +13,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/palisade-dev/palisade/dataplane/policy"
+	"github.com/palisade-dev/palisade/internal/policy"
 )
 
 const (

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/palisade-dev/palisade/dataplane/policy"
-	pt "github.com/palisade-dev/palisade/dataplane/policy/policytest"
+	"github.com/palisade-dev/palisade/internal/policy"
+	pt "github.com/palisade-dev/palisade/internal/policy/policytest"
 )
 
 func randomState(seed uint64) *policy.State {

@@ -61,7 +61,7 @@ const staticNotes = `
 
 | # | Scenario | Where | What it checks |
 |---|---|---|---|
-| 07 | Bad input | api/v1alpha1 (validation_test.go); fuzz targets in internal/intent/compiler, dataplane/policy, dataplane/render | 81 invalid intents rejected by the real API server with their field paths (huge objects, unicode names, IPv4/IPv6 mixing, duplicate ports, ...); fuzzing briefly in ` + "`" + `make test` + "`" + `, 10 minutes each in ` + "`" + `make fuzz` + "`" + `, seeds checked in |
+| 07 | Bad input | api/v1alpha1 (validation_test.go); fuzz targets in internal/intent/compiler, internal/policy, dataplane/render | 81 invalid intents rejected by the real API server with their field paths (huge objects, unicode names, IPv4/IPv6 mixing, duplicate ports, ...); fuzzing briefly in ` + "`" + `make test` + "`" + `, 10 minutes each in ` + "`" + `make fuzz` + "`" + `, seeds checked in |
 | 08 | Poison object | controllers (poison_test.go), dataplane/agent (compute_test.go) | a compile fault injected into one intent isolates its target and shows Ready=False/CompileFailed while the other intents are enforced; a panic in the agent's model fails the sync and keeps the last good rules, no crash |
 | 09 | Leader election | controllers (leader_election_test.go) | two replicas; the leader is killed; the other acts within the lease duration + 5 s; the old leader writes nothing after losing the lease |
 | 10 | Coexistence | dataplane/kerneltest (coexist_test.go) | foreign nftables tables and iptables rules are byte-for-byte the same after 100 syncs and after ` + "`" + `agent uninstall` + "`" + `, for both backends |

@@ -26,10 +26,10 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/palisade-dev/palisade/dataplane/nft"
-	"github.com/palisade-dev/palisade/dataplane/policy"
 	"github.com/palisade-dev/palisade/dataplane/render"
 	"github.com/palisade-dev/palisade/internal/kubeassets"
 	"github.com/palisade-dev/palisade/internal/localcluster"
+	"github.com/palisade-dev/palisade/internal/policy"
 )
 
 var (

@@ -15,8 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
-	"github.com/palisade-dev/palisade/dataplane/policy"
 	"github.com/palisade-dev/palisade/internal/intent/compiler"
+	"github.com/palisade-dev/palisade/internal/policy"
 )
 
 // Shape is the size of a synthetic cluster.

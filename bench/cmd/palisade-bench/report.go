@@ -233,7 +233,7 @@ func (r *Results) markdown() string {
 		w("\n")
 	}
 	if len(r.Micro) > 0 {
-		w("## Go micro-benchmarks\n\n`go test -bench . -benchmem` in controllers/compiler, dataplane/policy and dataplane/render, on the same synthetic clusters (bench/synth).\n\n")
+		w("## Go micro-benchmarks\n\n`go test -bench . -benchmem` in internal/intent/compiler, internal/policy and dataplane/render, on the same synthetic clusters (internal/synth).\n\n")
 		w("| Benchmark | Time/op | Bytes/op | Allocs/op |\n|---|---|---|---|\n")
 		for _, m := range r.Micro {
 			w("| %s | %s | %s | %.0f |\n", m.Name, (time.Duration(m.NsPerOp) * time.Nanosecond).String(), bytesText(m.BytesPerOp), m.AllocsPerOp)

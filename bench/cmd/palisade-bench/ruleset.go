@@ -8,8 +8,8 @@ import (
 
 	"github.com/palisade-dev/palisade/bench/stats"
 	"github.com/palisade-dev/palisade/dataplane/iptables"
-	"github.com/palisade-dev/palisade/dataplane/policy"
 	"github.com/palisade-dev/palisade/dataplane/render"
+	"github.com/palisade-dev/palisade/internal/policy"
 	"github.com/palisade-dev/palisade/internal/synth"
 )
 

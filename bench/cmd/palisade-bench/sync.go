@@ -15,8 +15,8 @@ import (
 	"github.com/palisade-dev/palisade/bench/internal/nlcount"
 	"github.com/palisade-dev/palisade/bench/stats"
 	"github.com/palisade-dev/palisade/dataplane/nft"
-	"github.com/palisade-dev/palisade/dataplane/policy"
 	"github.com/palisade-dev/palisade/dataplane/render"
+	"github.com/palisade-dev/palisade/internal/policy"
 	"github.com/palisade-dev/palisade/internal/synth"
 )
 

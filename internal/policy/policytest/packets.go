@@ -6,7 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/palisade-dev/palisade/dataplane/policy"
+	"github.com/palisade-dev/palisade/internal/policy"
 )
 
 // RandomPackets draws up to n packets between the input's pod addresses and

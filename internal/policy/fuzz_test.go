@@ -5,8 +5,8 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/palisade-dev/palisade/dataplane/policy"
-	"github.com/palisade-dev/palisade/dataplane/policy/policytest"
+	"github.com/palisade-dev/palisade/internal/policy"
+	"github.com/palisade-dev/palisade/internal/policy/policytest"
 )
 
 // FuzzCompute feeds the model random and malformed clusters (decoded from the

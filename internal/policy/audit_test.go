@@ -6,8 +6,8 @@ import (
 
 	networkingv1 "k8s.io/api/networking/v1"
 
-	"github.com/palisade-dev/palisade/dataplane/policy"
-	"github.com/palisade-dev/palisade/dataplane/policy/policytest"
+	"github.com/palisade-dev/palisade/internal/policy"
+	"github.com/palisade-dev/palisade/internal/policy/policytest"
 )
 
 func TestAuditKeys(t *testing.T) {

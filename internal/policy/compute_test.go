@@ -1,8 +1,8 @@
 package policy_test
 
 import (
-	"github.com/palisade-dev/palisade/dataplane/policy"
-	"github.com/palisade-dev/palisade/dataplane/policy/policytest"
+	"github.com/palisade-dev/palisade/internal/policy"
+	"github.com/palisade-dev/palisade/internal/policy/policytest"
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
