@@ -2,10 +2,10 @@ package controllers
 
 import (
 	"fmt"
-	"runtime/debug"
 
 	networkingv1 "k8s.io/api/networking/v1"
 
+	"github.com/palisade-dev/palisade/internal/intent"
 	"github.com/palisade-dev/palisade/internal/intent/compiler"
 )
 
@@ -18,22 +18,13 @@ func compileIntent(in compiler.Input) ([]networkingv1.NetworkPolicy, error) {
 	return compiler.Compile(in), nil
 }
 
-// compileSafely runs compile and turns a panic into an error, so that one
-// intent that trips a compiler bug (a poison object, cilium/cilium#14245)
-// neither crashes the controller nor stops the other intents.
-func compileSafely(compile CompileFunc, in compiler.Input) (out []networkingv1.NetworkPolicy, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			out, err = nil, &compilePanic{value: r, stack: debug.Stack()}
-		}
-	}()
-	return compile(in)
+// compileSafely runs compile under intent.Guard, so that one intent that
+// trips a compiler bug neither crashes the controller nor stops the other
+// intents; a panic comes back as an error wrapping *intent.PanicError.
+func compileSafely(compile CompileFunc, in compiler.Input) ([]networkingv1.NetworkPolicy, error) {
+	out, err := intent.Guard(func() ([]networkingv1.NetworkPolicy, error) { return compile(in) })
+	if _, ok := err.(*intent.PanicError); ok {
+		return nil, fmt.Errorf("compiler %w", err)
+	}
+	return out, err
 }
-
-// compilePanic is a recovered panic of the compile step.
-type compilePanic struct {
-	value any
-	stack []byte
-}
-
-func (p *compilePanic) Error() string { return fmt.Sprintf("compiler panicked: %v", p.value) }

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 
@@ -8,6 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
+	"github.com/palisade-dev/palisade/internal/intent"
 	"github.com/palisade-dev/palisade/internal/intent/compiler"
 )
 
@@ -45,23 +47,16 @@ func intentReferences(obj client.Object) []string {
 		c := &si.Spec.Callers[i]
 		switch {
 		case c.ServiceRef != nil:
-			cns := orDefault(c.ServiceRef.Namespace, ns)
+			cns := cmp.Or(c.ServiceRef.Namespace, ns)
 			keys = append(keys, objectKey(compiler.KindService, cns, c.ServiceRef.Name), namespaceKey(cns))
 		case c.WorkloadRef != nil:
-			cns := orDefault(c.WorkloadRef.Namespace, ns)
+			cns := cmp.Or(c.WorkloadRef.Namespace, ns)
 			keys = append(keys, objectKey(string(c.WorkloadRef.Kind), cns, c.WorkloadRef.Name), namespaceKey(cns))
 		case c.NamespaceSelector != nil:
 			keys = append(keys, namespaceSelectorKey)
 		}
 	}
 	return keys
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // intentsByKeys enqueues the intents indexed under any of the keys.
@@ -107,7 +102,6 @@ func policyIntent(obj client.Object) []string {
 // owningIntent reads the intent a generated NetworkPolicy belongs to from
 // its labels; false for a policy Palisade did not generate.
 func owningIntent(obj client.Object) (client.ObjectKey, bool) {
-	l := obj.GetLabels()
-	key := client.ObjectKey{Namespace: l[v1alpha1.LabelIntentNamespace], Name: l[v1alpha1.LabelIntent]}
-	return key, l[v1alpha1.LabelManagedBy] == v1alpha1.ManagedByValue && key.Namespace != "" && key.Name != ""
+	owner, ok := intent.OwnerOf(obj.GetLabels())
+	return owner.Key(), ok && intent.IsManaged(obj.GetLabels())
 }

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
+	"github.com/palisade-dev/palisade/internal/intent"
 	"github.com/palisade-dev/palisade/internal/intent/compiler"
 )
 
@@ -56,7 +57,7 @@ func (r *NamespaceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 			} else if action != unchanged {
 				log.FromContext(ctx).Info("zero-trust policy applied", "policy", p.Name)
 			}
-		case found && existing.Labels[v1alpha1.LabelManagedBy] == v1alpha1.ManagedByValue:
+		case found && intent.IsManaged(existing.Labels):
 			if err := deletePolicy(ctx, r.Client, existing); err != nil {
 				errs = append(errs, err)
 			} else {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
 	"github.com/palisade-dev/palisade/controllers/observe"
+	"github.com/palisade-dev/palisade/internal/intent"
 	"github.com/palisade-dev/palisade/internal/intent/compiler"
 	"github.com/palisade-dev/palisade/internal/intent/resolve"
 )
@@ -246,8 +247,8 @@ func (r *ServiceIntentReconciler) compile(ctx context.Context, si *v1alpha1.Serv
 		return desired, nil
 	}
 	logger := log.FromContext(ctx)
-	if p, ok := err.(*compilePanic); ok {
-		logger.Error(err, "compiling the intent panicked; isolating its target", "stack", string(p.stack))
+	if p := (*intent.PanicError)(nil); errors.As(err, &p) {
+		logger.Error(err, "compiling the intent panicked; isolating its target", "stack", string(p.Stack))
 	} else {
 		logger.Error(err, "compiling the intent failed; isolating its target")
 	}
@@ -295,7 +296,7 @@ func (r *ServiceIntentReconciler) reconcileDelete(ctx context.Context, si *v1alp
 		return nil
 	}
 	var existing networkingv1.NetworkPolicyList
-	if err := r.APIReader.List(ctx, &existing, client.MatchingLabels(compiler.IntentLabels(si.Name, si.Namespace))); err != nil {
+	if err := r.APIReader.List(ctx, &existing, client.MatchingLabels(intent.Labels(si.Name, si.Namespace))); err != nil {
 		return fmt.Errorf("list networkpolicies: %w", err)
 	}
 	for i := range existing.Items {
@@ -386,11 +387,5 @@ func zeroTrustNamespaces(ctx context.Context, c client.Reader) (map[string]label
 	if err := c.List(ctx, list, client.MatchingLabels{v1alpha1.LabelZeroTrust: v1alpha1.ZeroTrustEnforce}); err != nil {
 		return nil, fmt.Errorf("list namespaces: %w", err)
 	}
-	out := make(map[string]labels.Set, len(list.Items))
-	for _, ns := range list.Items {
-		if ns.DeletionTimestamp.IsZero() {
-			out[ns.Name] = labels.Set(ns.Labels)
-		}
-	}
-	return out, nil
+	return intent.ZeroTrustNamespaces(list.Items), nil
 }

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
+	"github.com/palisade-dev/palisade/internal/intent"
 	"github.com/palisade-dev/palisade/internal/intent/compiler"
 )
 
@@ -138,7 +139,7 @@ var intentChanged = predicate.Funcs{
 
 // managedPolicy passes NetworkPolicies Palisade generated.
 var managedPolicy = predicate.NewPredicateFuncs(func(o client.Object) bool {
-	return o.GetLabels()[v1alpha1.LabelManagedBy] == v1alpha1.ManagedByValue
+	return intent.IsManaged(o.GetLabels())
 })
 
 // podChanged passes what changes an intent's selected pods or the nodes

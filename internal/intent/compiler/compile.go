@@ -5,14 +5,13 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/palisade-dev/palisade/api/v1alpha1"
+	"github.com/palisade-dev/palisade/internal/intent"
 )
 
 // namespaceNameLabel is set by the API server on every Namespace; selecting
@@ -66,24 +65,11 @@ func Compile(in Input) []networkingv1.NetworkPolicy {
 	return policies
 }
 
-// IntentLabels are the labels of every object generated for an intent.
-func IntentLabels(name, namespace string) map[string]string {
-	return map[string]string{
-		v1alpha1.LabelManagedBy:       v1alpha1.ManagedByValue,
-		v1alpha1.LabelIntent:          name,
-		v1alpha1.LabelIntentNamespace: namespace,
-	}
-}
-
-// policyLabels are the labels of the intent's policies: IntentLabels plus
+// policyLabels are the labels of the intent's policies: intent.Labels plus
 // the generation they were compiled from. The generation stays out of
-// IntentLabels, which also select the intent's policies of any generation.
+// intent.Labels, which also select the intent's policies of any generation.
 func policyLabels(in Input) map[string]string {
-	l := IntentLabels(in.Name, in.Namespace)
-	if in.Generation > 0 {
-		l[v1alpha1.LabelIntentGeneration] = strconv.FormatInt(in.Generation, 10)
-	}
-	return l
+	return intent.GenerationLabels(in.Name, in.Namespace, in.Generation)
 }
 
 // ingressPeer is the peer that stands for the caller in the target's policy.
@@ -139,7 +125,7 @@ func egressPolicies(in Input, target *metav1.LabelSelector, c Caller) []networki
 // ZeroTrust returns the two policies of a zero-trust namespace: default deny
 // in both directions for every pod, and egress to cluster DNS.
 func ZeroTrust(namespace string, dns DNSConfig) []networkingv1.NetworkPolicy {
-	labels := map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue}
+	labels := intent.ManagedLabels()
 
 	baseline := newPolicy(BaselineName, namespace, labels)
 	baseline.Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeEgress}
