@@ -44,7 +44,7 @@ func Compile(in Input) []networkingv1.NetworkPolicy {
 		}
 		rules = append(rules, networkingv1.NetworkPolicyIngressRule{
 			From:  []networkingv1.NetworkPolicyPeer{peer},
-			Ports: policyPorts(c.Ports),
+			Ports: PolicyPorts(c.Ports),
 		})
 		policies = append(policies, egressPolicies(in, target, c)...)
 	}
@@ -115,7 +115,7 @@ func egressPolicies(in Input, target *metav1.LabelSelector, c Caller) []networki
 				PodSelector:       target.DeepCopy(),
 				NamespaceSelector: namespaceSelector(in.Namespace),
 			}},
-			Ports: policyPorts(c.Ports),
+			Ports: PolicyPorts(c.Ports),
 		}}
 		out = append(out, p)
 	}
@@ -135,7 +135,7 @@ func ZeroTrust(namespace string, dns DNSConfig) []networkingv1.NetworkPolicy {
 	}
 	baseline.Spec.Egress = []networkingv1.NetworkPolicyEgressRule{{
 		To:    []networkingv1.NetworkPolicyPeer{{PodSelector: dnsPods, NamespaceSelector: namespaceSelector(dns.Namespace)}},
-		Ports: policyPorts(dns.Ports),
+		Ports: PolicyPorts(dns.Ports),
 	}}
 
 	deny := newPolicy(DefaultDenyName, namespace, labels)
@@ -197,8 +197,8 @@ func canonicalSelector(s *metav1.LabelSelector) *metav1.LabelSelector {
 	return out
 }
 
-// policyPorts converts and sorts ports; nil stays nil (all ports).
-func policyPorts(ports []Port) []networkingv1.NetworkPolicyPort {
+// PolicyPorts converts and sorts ports; nil stays nil (all ports).
+func PolicyPorts(ports []Port) []networkingv1.NetworkPolicyPort {
 	if len(ports) == 0 {
 		return nil
 	}
