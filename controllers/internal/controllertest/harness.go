@@ -1,4 +1,7 @@
-package controllers_test
+// Package controllertest runs the controllers against a real API server
+// (envtest) for the tests of every reconciler package, and records the
+// writes the manager's client makes.
+package controllertest
 
 import (
 	"context"
@@ -29,22 +32,22 @@ import (
 	"github.com/palisade-dev/palisade/internal/testenv"
 )
 
-// writeLog records every write the manager's client makes, by namespace.
-type writeLog struct {
+// WriteLog records every write the manager's client makes, by namespace.
+type WriteLog struct {
 	mu     sync.Mutex
 	writes []string
 	// last is when the latest write was sent.
 	last time.Time
 }
 
-func (w *writeLog) add(verb string, obj client.Object) {
+func (w *WriteLog) Add(verb string, obj client.Object) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.writes = append(w.writes, fmt.Sprintf("%s %T %s/%s", verb, obj, obj.GetNamespace(), obj.GetName()))
 	w.last = time.Now()
 }
 
-func (w *writeLog) addApply(obj runtime.ApplyConfiguration) {
+func (w *WriteLog) AddApply(obj runtime.ApplyConfiguration) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.writes = append(w.writes, fmt.Sprintf("apply %v", obj))
@@ -52,19 +55,19 @@ func (w *writeLog) addApply(obj runtime.ApplyConfiguration) {
 }
 
 // lastWrite returns when the latest write was sent (zero: none yet).
-func (w *writeLog) lastWrite() time.Time {
+func (w *WriteLog) LastWrite() time.Time {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.last
 }
 
-func (w *writeLog) reset() {
+func (w *WriteLog) Reset() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.writes = nil
 }
 
-func (w *writeLog) list() []string {
+func (w *WriteLog) List() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return append([]string(nil), w.writes...)
@@ -78,14 +81,17 @@ func (withWatch) Watch(context.Context, client.ObjectList, ...client.ListOption)
 	return nil, fmt.Errorf("watch is not supported")
 }
 
-// harness is a real kube-apiserver with the real manager running against it.
-type harness struct {
-	c      client.Client
-	cfg    *rest.Config
-	writes *writeLog
+// Harness is a real kube-apiserver with the real manager running against it.
+type Harness struct {
+	// Client reads and writes the API server directly (no cache).
+	Client client.Client
+	// Config reaches the API server.
+	Config *rest.Config
+	// Writes records every write of the manager's client.
+	Writes *WriteLog
 }
 
-func newScheme() *runtime.Scheme {
+func NewScheme() *runtime.Scheme {
 	s := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
 	utilruntime.Must(v1alpha1.AddToScheme(s))
@@ -94,12 +100,12 @@ func newScheme() *runtime.Scheme {
 
 // startHarness starts an API server and the controllers; opts may change
 // the controllers' options (e.g. inject a compile fault).
-func startHarness(t *testing.T, opts ...func(*controllers.Options)) *harness {
+func Start(t *testing.T, opts ...func(*controllers.Options)) *Harness {
 	t.Helper()
 	ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
 	cfg := testenv.Start(t)
-	scheme := newScheme()
-	writes := &writeLog{}
+	scheme := NewScheme()
+	writes := &WriteLog{}
 	dns, err := controllers.ParseDNSConfig("kube-system", "k8s-app=kube-dns", "53/UDP,53/TCP")
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +115,7 @@ func startHarness(t *testing.T, opts ...func(*controllers.Options)) *harness {
 		Cache:                  controllers.CacheOptions(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		NewClient:              recordingClient(writes),
+		NewClient:              RecordingClient(writes),
 		// Each test starts its own manager in this process.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})
@@ -136,12 +142,12 @@ func startHarness(t *testing.T, opts ...func(*controllers.Options)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &harness{c: c, cfg: cfg, writes: writes}
+	return &Harness{Client: c, Config: cfg, Writes: writes}
 }
 
 // recordingClient builds the manager's client so that every write it makes
 // is recorded in writes.
-func recordingClient(writes *writeLog) client.NewClientFunc {
+func RecordingClient(writes *WriteLog) client.NewClientFunc {
 	return func(config *rest.Config, options client.Options) (client.Client, error) {
 		c, err := client.New(config, options)
 		if err != nil {
@@ -149,31 +155,31 @@ func recordingClient(writes *writeLog) client.NewClientFunc {
 		}
 		return interceptor.NewClient(withWatch{c}, interceptor.Funcs{
 			Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
-				writes.add("create", obj)
+				writes.Add("create", obj)
 				return c.Create(ctx, obj, opts...)
 			},
 			Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
-				writes.add("update", obj)
+				writes.Add("update", obj)
 				return c.Update(ctx, obj, opts...)
 			},
 			Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
-				writes.add("patch", obj)
+				writes.Add("patch", obj)
 				return c.Patch(ctx, obj, patch, opts...)
 			},
 			Delete: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.DeleteOption) error {
-				writes.add("delete", obj)
+				writes.Add("delete", obj)
 				return c.Delete(ctx, obj, opts...)
 			},
 			Apply: func(ctx context.Context, c client.WithWatch, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
-				writes.addApply(obj)
+				writes.AddApply(obj)
 				return c.Apply(ctx, obj, opts...)
 			},
 			SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
-				writes.add("patch/"+sub, obj)
+				writes.Add("patch/"+sub, obj)
 				return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
 			},
 			SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
-				writes.add("update/"+sub, obj)
+				writes.Add("update/"+sub, obj)
 				return c.SubResource(sub).Update(ctx, obj, opts...)
 			},
 		}), nil
@@ -181,7 +187,7 @@ func recordingClient(writes *writeLog) client.NewClientFunc {
 }
 
 // eventually retries check until it returns nil or the time is up.
-func eventually(t *testing.T, what string, check func() error) {
+func Eventually(t *testing.T, what string, check func() error) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	var err error
@@ -195,7 +201,7 @@ func eventually(t *testing.T, what string, check func() error) {
 }
 
 // reconcileCount reads controller-runtime's reconcile counter.
-func reconcileCount(t *testing.T, controller string) float64 {
+func ReconcileCount(t *testing.T, controller string) float64 {
 	t.Helper()
 	families, err := metrics.Registry.Gather()
 	if err != nil {
@@ -217,82 +223,82 @@ func reconcileCount(t *testing.T, controller string) float64 {
 	return total
 }
 
-func (h *harness) namespace(t *testing.T, name string, zeroTrust bool) {
+func (h *Harness) Namespace(t *testing.T, name string, zeroTrust bool) {
 	t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
 	if zeroTrust {
 		ns.Labels = map[string]string{v1alpha1.LabelZeroTrust: v1alpha1.ZeroTrustEnforce}
 	}
-	if err := h.c.Create(context.Background(), ns); err != nil {
+	if err := h.Client.Create(context.Background(), ns); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func (h *harness) service(t *testing.T, ns, name string, selector map[string]string) {
+func (h *Harness) Service(t *testing.T, ns, name string, selector map[string]string) {
 	t.Helper()
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec:       corev1.ServiceSpec{Selector: selector, Ports: []corev1.ServicePort{{Port: 80}}},
 	}
-	if err := h.c.Create(context.Background(), svc); err != nil {
+	if err := h.Client.Create(context.Background(), svc); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func (h *harness) pod(t *testing.T, ns, name string, labels map[string]string) {
+func (h *Harness) Pod(t *testing.T, ns, name string, labels map[string]string) {
 	t.Helper()
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: labels},
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.invalid/app"}}},
 	}
-	if err := h.c.Create(context.Background(), pod); err != nil {
+	if err := h.Client.Create(context.Background(), pod); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func (h *harness) create(t *testing.T, obj client.Object) {
+func (h *Harness) Create(t *testing.T, obj client.Object) {
 	t.Helper()
-	if err := h.c.Create(context.Background(), obj); err != nil {
+	if err := h.Client.Create(context.Background(), obj); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func (h *harness) intent(t *testing.T, ns, name string, spec v1alpha1.ServiceIntentSpec) *v1alpha1.ServiceIntent {
+func (h *Harness) Intent(t *testing.T, ns, name string, spec v1alpha1.ServiceIntentSpec) *v1alpha1.ServiceIntent {
 	t.Helper()
 	si := &v1alpha1.ServiceIntent{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: spec}
-	h.create(t, si)
+	h.Create(t, si)
 	return si
 }
 
 // updateIntent changes the intent's spec, retrying on conflicts.
-func (h *harness) updateIntent(t *testing.T, ns, name string, change func(*v1alpha1.ServiceIntent)) {
+func (h *Harness) UpdateIntent(t *testing.T, ns, name string, change func(*v1alpha1.ServiceIntent)) {
 	t.Helper()
-	eventually(t, "update intent", func() error {
+	Eventually(t, "update intent", func() error {
 		si := &v1alpha1.ServiceIntent{}
-		if err := h.c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, si); err != nil {
+		if err := h.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, si); err != nil {
 			return err
 		}
 		change(si)
-		return h.c.Update(context.Background(), si)
+		return h.Client.Update(context.Background(), si)
 	})
 }
 
-func (h *harness) getIntent(t *testing.T, ns, name string) *v1alpha1.ServiceIntent {
+func (h *Harness) GetIntent(t *testing.T, ns, name string) *v1alpha1.ServiceIntent {
 	t.Helper()
 	si := &v1alpha1.ServiceIntent{}
-	if err := h.c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, si); err != nil {
+	if err := h.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, si); err != nil {
 		t.Fatal(err)
 	}
 	return si
 }
 
 // policies returns the names (namespace/name) of the NetworkPolicies in ns.
-func (h *harness) policies(t *testing.T, namespaces ...string) map[string]*networkingv1.NetworkPolicy {
+func (h *Harness) Policies(t *testing.T, namespaces ...string) map[string]*networkingv1.NetworkPolicy {
 	t.Helper()
 	out := map[string]*networkingv1.NetworkPolicy{}
 	for _, ns := range namespaces {
 		var list networkingv1.NetworkPolicyList
-		if err := h.c.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+		if err := h.Client.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
 			t.Fatal(err)
 		}
 		for i := range list.Items {
@@ -303,23 +309,23 @@ func (h *harness) policies(t *testing.T, namespaces ...string) map[string]*netwo
 }
 
 // policyNames is an eventually-check that the namespaces hold exactly names.
-func (h *harness) expectPolicies(t *testing.T, want []string, namespaces ...string) {
+func (h *Harness) ExpectPolicies(t *testing.T, want []string, namespaces ...string) {
 	t.Helper()
-	eventually(t, fmt.Sprintf("policies in %v", namespaces), func() error {
-		got := h.policies(t, namespaces...)
+	Eventually(t, fmt.Sprintf("policies in %v", namespaces), func() error {
+		got := h.Policies(t, namespaces...)
 		if len(got) != len(want) {
-			return fmt.Errorf("have %v, want %v", keys(got), want)
+			return fmt.Errorf("have %v, want %v", Keys(got), want)
 		}
 		for _, w := range want {
 			if got[w] == nil {
-				return fmt.Errorf("have %v, want %v", keys(got), want)
+				return fmt.Errorf("have %v, want %v", Keys(got), want)
 			}
 		}
 		return nil
 	})
 }
 
-func keys[V any](m map[string]V) []string {
+func Keys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)
@@ -327,7 +333,7 @@ func keys[V any](m map[string]V) []string {
 	return out
 }
 
-func condition(si *v1alpha1.ServiceIntent, typ string) *metav1.Condition {
+func Condition(si *v1alpha1.ServiceIntent, typ string) *metav1.Condition {
 	for i := range si.Status.Conditions {
 		if si.Status.Conditions[i].Type == typ {
 			return &si.Status.Conditions[i]
@@ -338,12 +344,12 @@ func condition(si *v1alpha1.ServiceIntent, typ string) *metav1.Condition {
 
 // expectCondition waits until the intent's condition has status and reason
 // for its current generation.
-func (h *harness) expectCondition(t *testing.T, ns, name, typ string, status metav1.ConditionStatus, reason string) *v1alpha1.ServiceIntent {
+func (h *Harness) ExpectCondition(t *testing.T, ns, name, typ string, status metav1.ConditionStatus, reason string) *v1alpha1.ServiceIntent {
 	t.Helper()
 	var si *v1alpha1.ServiceIntent
-	eventually(t, fmt.Sprintf("%s/%s condition %s=%s/%s", ns, name, typ, status, reason), func() error {
-		si = h.getIntent(t, ns, name)
-		c := condition(si, typ)
+	Eventually(t, fmt.Sprintf("%s/%s condition %s=%s/%s", ns, name, typ, status, reason), func() error {
+		si = h.GetIntent(t, ns, name)
+		c := Condition(si, typ)
 		if c == nil {
 			return fmt.Errorf("no %s condition", typ)
 		}

@@ -1,4 +1,6 @@
-package controllers
+// Package nodetaint lifts the agent-not-ready startup taint from a node once
+// the agent pod on that node is Ready.
+package nodetaint
 
 import (
 	"context"
@@ -8,7 +10,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -40,12 +41,12 @@ const conflictRetry = time.Second
 // DefaultAgentNamespace is where config/ deploys the agent DaemonSet.
 const DefaultAgentNamespace = "palisade-system"
 
-// NodeTaintReconciler removes v1alpha1.TaintAgentNotReady from a node once
+// Reconciler removes v1alpha1.TaintAgentNotReady from a node once
 // the agent pod on that node is Ready, so that a cluster whose nodes
 // register with the taint schedules nothing on a node before its agent has
 // synced. It writes only to nodes that carry the taint, and removes only
 // that taint.
-type NodeTaintReconciler struct {
+type Reconciler struct {
 	client.Client
 	// AgentNamespace is the agent DaemonSet's namespace: only pods there
 	// count, so that a look-alike pod a tenant runs elsewhere (with the
@@ -54,7 +55,7 @@ type NodeTaintReconciler struct {
 }
 
 // Reconcile removes the taint from one node when its agent is Ready.
-func (r *NodeTaintReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	node := &corev1.Node{}
 	if err := r.Get(ctx, req.NamespacedName, node); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -122,7 +123,7 @@ func podReady(p *corev1.Pod) bool {
 	return false
 }
 
-func (r *NodeTaintReconciler) isAgentPod(o client.Object) bool {
+func (r *Reconciler) isAgentPod(o client.Object) bool {
 	return o.GetNamespace() == r.AgentNamespace && o.GetLabels()[agentLabel] == agentName
 }
 
@@ -145,7 +146,9 @@ var agentPodChanged = predicate.Funcs{
 	DeleteFunc: func(event.DeleteEvent) bool { return false },
 }
 
-func (r *NodeTaintReconciler) setup(ctx context.Context, mgr ctrl.Manager) error {
+// SetupWithManager registers the agent-pod index and the reconciler with
+// the manager.
+func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Pod{}, agentNodeIndex, func(o client.Object) []string {
 		p, ok := o.(*corev1.Pod)
 		if !ok || !r.isAgentPod(p) || p.Spec.NodeName == "" {
@@ -166,22 +169,4 @@ func (r *NodeTaintReconciler) setup(ctx context.Context, mgr ctrl.Manager) error
 			return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: p.Spec.NodeName}}}
 		}), builder.WithPredicates(predicate.NewPredicateFuncs(r.isAgentPod), agentPodChanged)).
 		Complete(r)
-}
-
-// slimNode keeps the fields of a node the controllers read: its identity
-// and taints, not its status (images, conditions, addresses), which would
-// dominate the cache in a large cluster.
-func slimNode(obj any) (any, error) {
-	n, ok := obj.(*corev1.Node)
-	if !ok {
-		return obj, nil
-	}
-	return &corev1.Node{
-		TypeMeta: n.TypeMeta,
-		ObjectMeta: metav1.ObjectMeta{
-			Name: n.Name, UID: n.UID, ResourceVersion: n.ResourceVersion, Labels: n.Labels,
-			DeletionTimestamp: n.DeletionTimestamp, CreationTimestamp: n.CreationTimestamp,
-		},
-		Spec: corev1.NodeSpec{Taints: n.Spec.Taints},
-	}, nil
 }

@@ -1,4 +1,4 @@
-package controllers_test
+package nodetaint_test
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/palisade-dev/palisade/controllers/internal/controllertest"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,16 +23,16 @@ import (
 // not Ready and loses it (and only it) once the pod is Ready; a node
 // registered without the taint is never written.
 func TestNodeStartupTaint(t *testing.T) {
-	h := startHarness(t)
+	h := controllertest.Start(t)
 	ctx := context.Background()
-	h.namespace(t, "palisade-system", false)
+	h.Namespace(t, "palisade-system", false)
 
 	startup := corev1.Taint{Key: v1alpha1.TaintAgentNotReady, Effect: corev1.TaintEffectNoSchedule}
 	other := corev1.Taint{Key: "example.com/dedicated", Value: "db", Effect: corev1.TaintEffectNoSchedule}
 	tainted := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "tainted"}, Spec: corev1.NodeSpec{Taints: []corev1.Taint{startup, other}}}
 	plain := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "plain"}}
 	for _, n := range []*corev1.Node{tainted, plain} {
-		if err := h.c.Create(ctx, n); err != nil {
+		if err := h.Client.Create(ctx, n); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -58,7 +60,7 @@ func TestNodeStartupTaint(t *testing.T) {
 		t.Helper()
 		p.Status.Phase = corev1.PodRunning
 		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()}}
-		if err := h.c.Status().Update(ctx, p); err != nil {
+		if err := h.Client.Status().Update(ctx, p); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -68,10 +70,10 @@ func TestNodeStartupTaint(t *testing.T) {
 	bystander.Name, bystander.Labels = "web", map[string]string{"app.kubernetes.io/name": "web"}
 	lookalike := agent("tainted")
 	lookalike.Namespace = "tenant"
-	h.namespace(t, "tenant", false)
+	h.Namespace(t, "tenant", false)
 	plainAgent, taintedAgent := agent("plain"), agent("tainted")
 	for _, p := range []*corev1.Pod{bystander, lookalike, plainAgent, taintedAgent} {
-		if err := h.c.Create(ctx, p); err != nil {
+		if err := h.Client.Create(ctx, p); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -80,9 +82,9 @@ func TestNodeStartupTaint(t *testing.T) {
 	setReady(plainAgent)
 
 	// The controller sees the agent pod not Ready: the taint stays.
-	before := reconcileCount(t, "node-agent-taint")
-	eventually(t, "the node taint controller reconciles the tainted node", func() error {
-		if reconcileCount(t, "node-agent-taint") <= before {
+	before := controllertest.ReconcileCount(t, "node-agent-taint")
+	controllertest.Eventually(t, "the node taint controller reconciles the tainted node", func() error {
+		if controllertest.ReconcileCount(t, "node-agent-taint") <= before {
 			return fmt.Errorf("no reconcile yet")
 		}
 		return nil
@@ -91,7 +93,7 @@ func TestNodeStartupTaint(t *testing.T) {
 	taintsOf := func(name string) []corev1.Taint {
 		t.Helper()
 		n := &corev1.Node{}
-		if err := h.c.Get(ctx, client.ObjectKey{Name: name}, n); err != nil {
+		if err := h.Client.Get(ctx, client.ObjectKey{Name: name}, n); err != nil {
 			t.Fatal(err)
 		}
 		return n.Spec.Taints
@@ -103,7 +105,7 @@ func TestNodeStartupTaint(t *testing.T) {
 	// The agent becomes Ready (its first sync is done): the startup taint
 	// goes, the other one stays.
 	setReady(taintedAgent)
-	eventually(t, "the startup taint is removed", func() error {
+	controllertest.Eventually(t, "the startup taint is removed", func() error {
 		if got := taintsOf("tainted"); !reflect.DeepEqual(got, kept) {
 			return fmt.Errorf("taints %v, want %v", got, kept)
 		}
@@ -112,13 +114,13 @@ func TestNodeStartupTaint(t *testing.T) {
 
 	// The node without the taint was never written.
 	n := &corev1.Node{}
-	if err := h.c.Get(ctx, client.ObjectKey{Name: "plain"}, n); err != nil {
+	if err := h.Client.Get(ctx, client.ObjectKey{Name: "plain"}, n); err != nil {
 		t.Fatal(err)
 	}
 	if n.ResourceVersion != plainVersion {
 		t.Errorf("node without the startup taint changed: resourceVersion %s, was %s", n.ResourceVersion, plainVersion)
 	}
-	for _, w := range h.writes.list() {
+	for _, w := range h.Writes.List() {
 		if strings.Contains(w, "*v1.Node ") && !strings.HasSuffix(w, "/tainted") {
 			t.Errorf("unexpected node write: %s", w)
 		}

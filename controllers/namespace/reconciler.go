@@ -1,4 +1,7 @@
-package controllers
+// Package namespace reconciles zero-trust namespaces: each gets its
+// default-deny and baseline NetworkPolicies while it carries the zero-trust
+// label, and loses them when the label goes.
+package namespace
 
 import (
 	"context"
@@ -17,19 +20,21 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
+	"github.com/palisade-dev/palisade/controllers/internal/netpol"
+	"github.com/palisade-dev/palisade/controllers/internal/predicates"
 	"github.com/palisade-dev/palisade/internal/intent"
 	"github.com/palisade-dev/palisade/internal/intent/compiler"
 )
 
-// NamespaceReconciler keeps palisade-default-deny and palisade-baseline in
+// Reconciler keeps palisade-default-deny and palisade-baseline in
 // every zero-trust namespace, and removes them when the label goes.
-type NamespaceReconciler struct {
+type Reconciler struct {
 	client.Client
 	DNS compiler.DNSConfig
 }
 
 // Reconcile applies or removes the namespace's two zero-trust policies.
-func (r *NamespaceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	ns := &metav1.PartialObjectMetadata{}
 	ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
 	if err := r.Get(ctx, req.NamespacedName, ns); err != nil {
@@ -52,13 +57,13 @@ func (r *NamespaceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 			if !found {
 				existing = nil
 			}
-			if action, err := applyPolicy(ctx, r.Client, p, existing); err != nil {
+			if action, err := netpol.Apply(ctx, r.Client, p, existing); err != nil {
 				errs = append(errs, err)
-			} else if action != unchanged {
+			} else if action != netpol.Unchanged {
 				log.FromContext(ctx).Info("zero-trust policy applied", "policy", p.Name)
 			}
 		case found && intent.IsManaged(existing.Labels):
-			if err := deletePolicy(ctx, r.Client, existing); err != nil {
+			if err := netpol.Delete(ctx, r.Client, existing); err != nil {
 				errs = append(errs, err)
 			} else {
 				log.FromContext(ctx).Info("zero-trust policy removed", "policy", p.Name)
@@ -68,15 +73,16 @@ func (r *NamespaceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	return ctrl.Result{}, errors.Join(errs...)
 }
 
-func (r *NamespaceReconciler) setup(mgr ctrl.Manager) error {
+// SetupWithManager registers the reconciler with the manager.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("zerotrust-namespace").
-		For(&corev1.Namespace{}, builder.OnlyMetadata, builder.WithPredicates(labelsOrLifecycle)).
+		For(&corev1.Namespace{}, builder.OnlyMetadata, builder.WithPredicates(predicates.LabelsOrLifecycle)).
 		Watches(&networkingv1.NetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 			if o.GetName() != compiler.DefaultDenyName && o.GetName() != compiler.BaselineName {
 				return nil
 			}
 			return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: o.GetNamespace()}}}
-		}), builder.WithPredicates(managedPolicy)).
+		}), builder.WithPredicates(predicates.ManagedPolicy)).
 		Complete(r)
 }

@@ -1,10 +1,12 @@
-package controllers_test
+package serviceintent_test
 
 import (
 	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/palisade-dev/palisade/controllers/internal/controllertest"
 
 	v1alpha1 "github.com/palisade-dev/palisade/api/v1alpha1"
 	"github.com/palisade-dev/palisade/controllers"
@@ -16,31 +18,31 @@ import (
 // write waits for its turn.
 func TestCountPacing(t *testing.T) {
 	// One count-only write every 5 s, no burst beyond one.
-	h := startHarness(t, func(o *controllers.Options) { o.CountUpdatesPerSecond = 0.2 })
+	h := controllertest.Start(t, func(o *controllers.Options) { o.CountUpdatesPerSecond = 0.2 })
 	const ns = "pacing"
-	h.namespace(t, ns, false)
+	h.Namespace(t, ns, false)
 	web := map[string]string{"app": "web"}
-	h.intent(t, ns, "web", v1alpha1.ServiceIntentSpec{Target: v1alpha1.Target{PodSelector: &v1alpha1.LabelSelector{
+	h.Intent(t, ns, "web", v1alpha1.ServiceIntentSpec{Target: v1alpha1.Target{PodSelector: &v1alpha1.LabelSelector{
 		MatchLabels: map[string]v1alpha1.LabelValue{"app": "web"}}}})
-	h.pod(t, ns, "web-0", web)
+	h.Pod(t, ns, "web-0", web)
 	// From none to one pod changes the Ready message too: not paced.
-	eventually(t, "selectedPods 1", func() error { return selectedPods(h, t, ns, "web", 1) })
+	controllertest.Eventually(t, "selectedPods 1", func() error { return selectedPods(h, t, ns, "web", 1) })
 
 	statusWrites := func() int {
 		n := 0
-		for _, w := range h.writes.list() {
+		for _, w := range h.Writes.List() {
 			if strings.HasPrefix(w, "patch/status ") && strings.HasSuffix(w, " "+ns+"/web") {
 				n++
 			}
 		}
 		return n
 	}
-	h.writes.reset()
+	h.Writes.Reset()
 	start := time.Now()
 	for i := 1; i <= 8; i++ {
-		h.pod(t, ns, fmt.Sprintf("web-%d", i), web)
+		h.Pod(t, ns, fmt.Sprintf("web-%d", i), web)
 	}
-	eventually(t, "selectedPods 9", func() error { return selectedPods(h, t, ns, "web", 9) })
+	controllertest.Eventually(t, "selectedPods 9", func() error { return selectedPods(h, t, ns, "web", 9) })
 	// One write at once, then one per 5 s turn while the pods arrive.
 	if n, most := statusWrites(), 1+int(time.Since(start)/(5*time.Second))+1; n > most {
 		t.Errorf("%d status writes for 8 pods joining in %s, want at most %d (paced)", n, time.Since(start).Round(time.Millisecond), most)
@@ -48,11 +50,11 @@ func TestCountPacing(t *testing.T) {
 
 	// A count write waits for its turn (the last one was just now); a spec
 	// change meanwhile is written at once, with the count it sees.
-	h.pod(t, ns, "web-9", web)
-	h.updateIntent(t, ns, "web", func(si *v1alpha1.ServiceIntent) { si.Spec.Mode = v1alpha1.ModeAudit })
+	h.Pod(t, ns, "web-9", web)
+	h.UpdateIntent(t, ns, "web", func(si *v1alpha1.ServiceIntent) { si.Spec.Mode = v1alpha1.ModeAudit })
 	changed := time.Now()
-	eventually(t, "spec change in status", func() error {
-		si := h.getIntent(t, ns, "web")
+	controllertest.Eventually(t, "spec change in status", func() error {
+		si := h.GetIntent(t, ns, "web")
 		if si.Status.ObservedGeneration != si.Generation {
 			return fmt.Errorf("observedGeneration %d, generation %d", si.Status.ObservedGeneration, si.Generation)
 		}
@@ -61,5 +63,5 @@ func TestCountPacing(t *testing.T) {
 	if took := time.Since(changed); took > 3*time.Second {
 		t.Errorf("the spec change reached the status after %s, want it at once, not at the next count turn", took)
 	}
-	eventually(t, "selectedPods 10", func() error { return selectedPods(h, t, ns, "web", 10) })
+	controllertest.Eventually(t, "selectedPods 10", func() error { return selectedPods(h, t, ns, "web", 10) })
 }

@@ -1,4 +1,4 @@
-package controllers_test
+package serviceintent_test
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/palisade-dev/palisade/controllers/internal/controllertest"
 
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -120,32 +122,32 @@ func programmedIntent(ns, name string, gen int64, mode v1alpha1.IntentMode) v1al
 
 // runningPod creates a pod bound to node and marks it running with an
 // address, as the kubelet would.
-func (h *harness) runningPod(t *testing.T, ns, name, node, ip string, labels map[string]string) {
+func runningPod(t *testing.T, h *controllertest.Harness, ns, name, node, ip string, labels map[string]string) {
 	t.Helper()
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: labels},
 		Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "app", Image: "example.invalid/app"}}},
 	}
-	h.create(t, pod)
+	h.Create(t, pod)
 	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}}}
-	if err := h.c.Status().Update(context.Background(), pod); err != nil {
+	if err := h.Client.Status().Update(context.Background(), pod); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // expectStatus waits until check accepts the intent's status.
-func (h *harness) expectStatus(t *testing.T, ns, name, what string, check func(*v1alpha1.ServiceIntent) error) *v1alpha1.ServiceIntent {
+func expectStatus(t *testing.T, h *controllertest.Harness, ns, name, what string, check func(*v1alpha1.ServiceIntent) error) *v1alpha1.ServiceIntent {
 	t.Helper()
 	var si *v1alpha1.ServiceIntent
-	eventually(t, what, func() error {
-		si = h.getIntent(t, ns, name)
+	controllertest.Eventually(t, what, func() error {
+		si = h.GetIntent(t, ns, name)
 		return check(si)
 	})
 	return si
 }
 
 func conditionIs(si *v1alpha1.ServiceIntent, typ string, status metav1.ConditionStatus, reason, message string) error {
-	c := condition(si, typ)
+	c := controllertest.Condition(si, typ)
 	if c == nil {
 		return fmt.Errorf("no %s condition", typ)
 	}
@@ -163,14 +165,14 @@ const unusedWindow = 4 * time.Second
 // callers (dropped, or audited in Audit mode), enforcement per node, the
 // conditions, the warning event and the printer columns.
 func TestObservedTraffic(t *testing.T) {
-	h := startHarness(t, func(o *controllers.Options) { o.UnusedCallerWindow = unusedWindow })
-	agents := startAgents(t, h.c)
+	h := controllertest.Start(t, func(o *controllers.Options) { o.UnusedCallerWindow = unusedWindow })
+	agents := startAgents(t, h.Client)
 	ns := "observed"
-	h.namespace(t, ns, false)
-	h.service(t, ns, "orders", map[string]string{"app": "orders"})
-	h.runningPod(t, ns, "orders-1", "node-a", "10.244.1.10", map[string]string{"app": "orders"})
-	h.runningPod(t, ns, "orders-2", "node-b", "10.244.2.10", map[string]string{"app": "orders"})
-	h.intent(t, ns, "orders", v1alpha1.ServiceIntentSpec{
+	h.Namespace(t, ns, false)
+	h.Service(t, ns, "orders", map[string]string{"app": "orders"})
+	runningPod(t, h, ns, "orders-1", "node-a", "10.244.1.10", map[string]string{"app": "orders"})
+	runningPod(t, h, ns, "orders-2", "node-b", "10.244.2.10", map[string]string{"app": "orders"})
+	h.Intent(t, ns, "orders", v1alpha1.ServiceIntentSpec{
 		Target: v1alpha1.Target{ServiceRef: svcRef("orders")},
 		Callers: []v1alpha1.Caller{
 			{Name: "checkout", PodSelector: &v1alpha1.LabelSelector{MatchLabels: map[string]v1alpha1.LabelValue{"app": "checkout"}}, Ports: port(8080)},
@@ -181,16 +183,16 @@ func TestObservedTraffic(t *testing.T) {
 	evil := endpoint("elsewhere", "evil", map[string]string{"app": "evil"})
 
 	// Before any report: no node has programmed it.
-	h.expectStatus(t, ns, "orders", "enforcement 0/2", func(si *v1alpha1.ServiceIntent) error {
+	expectStatus(t, h, ns, "orders", "enforcement 0/2", func(si *v1alpha1.ServiceIntent) error {
 		if e := si.Status.Enforcement; e == nil || e.NodesDesired != 2 || e.NodesProgrammed != 0 || e.Generation != 1 || e.ChangedAt == nil {
 			return fmt.Errorf("enforcement %+v", e)
 		}
 		return conditionIs(si, v1alpha1.ConditionEnforced, metav1.ConditionFalse, v1alpha1.ReasonProgramming, "0/2 nodes enforce generation 1")
 	})
-	h.expectStatus(t, ns, "orders", "traffic conforms without reports", func(si *v1alpha1.ServiceIntent) error {
+	expectStatus(t, h, ns, "orders", "traffic conforms without reports", func(si *v1alpha1.ServiceIntent) error {
 		return conditionIs(si, v1alpha1.ConditionTrafficConforms, metav1.ConditionTrue, v1alpha1.ReasonNoUndeclaredCallers, "")
 	})
-	if gen := h.policies(t, ns)[ns+"/palisade-orders"].Labels[v1alpha1.LabelIntentGeneration]; gen != "1" {
+	if gen := h.Policies(t, ns)[ns+"/palisade-orders"].Labels[v1alpha1.LabelIntentGeneration]; gen != "1" {
 		t.Errorf("generation label %q, want 1", gen)
 	}
 
@@ -203,7 +205,7 @@ func TestObservedTraffic(t *testing.T) {
 	}, programmedIntent(ns, "orders", 1, v1alpha1.ModeEnforce))
 	agents.set("node-b", []v1alpha1.FlowRecord{ingressFlow(ns+"/orders", evil, 8080, v1alpha1.VerdictDropped, 4)})
 
-	si := h.expectStatus(t, ns, "orders", "observed and undeclared callers", func(si *v1alpha1.ServiceIntent) error {
+	si := expectStatus(t, h, ns, "orders", "observed and undeclared callers", func(si *v1alpha1.ServiceIntent) error {
 		st := si.Status
 		if len(st.Callers) != 2 || !st.Callers[0].Observed || st.Callers[0].Connections != 5 || st.Callers[0].LastSeen == nil || st.Callers[1].Observed {
 			return fmt.Errorf("callers %+v", st.Callers)
@@ -228,7 +230,7 @@ func TestObservedTraffic(t *testing.T) {
 
 	// backup never called: unused once the window has passed since the
 	// intent's creation; checkout keeps calling and stays in use.
-	h.expectStatus(t, ns, "orders", "unused callers", func(si *v1alpha1.ServiceIntent) error {
+	expectStatus(t, h, ns, "orders", "unused callers", func(si *v1alpha1.ServiceIntent) error {
 		if !slices.Equal(si.Status.UnusedCallers, []string{"backup"}) {
 			return fmt.Errorf("unusedCallers %v, want [backup]", si.Status.UnusedCallers)
 		}
@@ -239,20 +241,20 @@ func TestObservedTraffic(t *testing.T) {
 	expectColumns(t, h, ns, map[string]string{"Observed": "1/2", "Denied": "7", "Enforced": "False"})
 
 	// A change makes generation 2: 1/2 until node-b reports it too.
-	h.updateIntent(t, ns, "orders", func(si *v1alpha1.ServiceIntent) { si.Spec.Callers[0].Ports = port(8081) })
-	eventually(t, "generation label 2", func() error {
-		if gen := h.policies(t, ns)[ns+"/palisade-orders"].Labels[v1alpha1.LabelIntentGeneration]; gen != "2" {
+	h.UpdateIntent(t, ns, "orders", func(si *v1alpha1.ServiceIntent) { si.Spec.Callers[0].Ports = port(8081) })
+	controllertest.Eventually(t, "generation label 2", func() error {
+		if gen := h.Policies(t, ns)[ns+"/palisade-orders"].Labels[v1alpha1.LabelIntentGeneration]; gen != "2" {
 			return fmt.Errorf("generation label %q", gen)
 		}
 		return nil
 	})
 	agents.set("node-a", nil, programmedIntent(ns, "orders", 2, v1alpha1.ModeEnforce))
-	h.expectStatus(t, ns, "orders", "generation 2 on node-a only", func(si *v1alpha1.ServiceIntent) error {
+	expectStatus(t, h, ns, "orders", "generation 2 on node-a only", func(si *v1alpha1.ServiceIntent) error {
 		return conditionIs(si, v1alpha1.ConditionEnforced, metav1.ConditionFalse, v1alpha1.ReasonProgramming, "1/2 nodes enforce generation 2")
 	})
 	time.Sleep(time.Second) // a measurable latency
 	agents.set("node-b", nil, programmedIntent(ns, "orders", 2, v1alpha1.ModeEnforce))
-	si = h.expectStatus(t, ns, "orders", "generation 2 everywhere", func(si *v1alpha1.ServiceIntent) error {
+	si = expectStatus(t, h, ns, "orders", "generation 2 everywhere", func(si *v1alpha1.ServiceIntent) error {
 		return conditionIs(si, v1alpha1.ConditionEnforced, metav1.ConditionTrue, v1alpha1.ReasonProgrammed, "2/2 nodes enforce generation 2")
 	})
 	e := si.Status.Enforcement
@@ -268,21 +270,21 @@ func TestObservedTraffic(t *testing.T) {
 	// node-b's agent stops reporting: after three intervals its report is
 	// stale, with no event to tell; the intent is rechecked in time.
 	agents.silence("node-b")
-	h.expectStatus(t, ns, "orders", "node-b stale", func(si *v1alpha1.ServiceIntent) error {
+	expectStatus(t, h, ns, "orders", "node-b stale", func(si *v1alpha1.ServiceIntent) error {
 		return conditionIs(si, v1alpha1.ConditionEnforced, metav1.ConditionFalse, v1alpha1.ReasonProgramming, "waiting for node-b")
 	})
 
 	// Audit mode: the undeclared caller is let through and listed as Audited;
 	// the nodes audit the intent, and no NetworkPolicy is written for it.
-	h.service(t, ns, "payments", map[string]string{"app": "payments"})
-	h.runningPod(t, ns, "payments-1", "node-a", "10.244.1.11", map[string]string{"app": "payments"})
-	h.intent(t, ns, "payments", v1alpha1.ServiceIntentSpec{Target: v1alpha1.Target{ServiceRef: svcRef("payments")}, Mode: v1alpha1.ModeAudit,
+	h.Service(t, ns, "payments", map[string]string{"app": "payments"})
+	runningPod(t, h, ns, "payments-1", "node-a", "10.244.1.11", map[string]string{"app": "payments"})
+	h.Intent(t, ns, "payments", v1alpha1.ServiceIntentSpec{Target: v1alpha1.Target{ServiceRef: svcRef("payments")}, Mode: v1alpha1.ModeAudit,
 		Callers: []v1alpha1.Caller{{Name: "checkout", PodSelector: &v1alpha1.LabelSelector{MatchLabels: map[string]v1alpha1.LabelValue{"app": "checkout"}}}}})
 	agents.set("node-a", []v1alpha1.FlowRecord{
 		ingressFlow(ns+"/payments", checkout, 9090, v1alpha1.VerdictAllowed, 2),
 		ingressFlow(ns+"/payments", evil, 9090, v1alpha1.VerdictAudited, 6),
 	}, programmedIntent(ns, "orders", 2, v1alpha1.ModeEnforce), programmedIntent(ns, "payments", 1, v1alpha1.ModeAudit))
-	si = h.expectStatus(t, ns, "payments", "audited caller", func(si *v1alpha1.ServiceIntent) error {
+	si = expectStatus(t, h, ns, "payments", "audited caller", func(si *v1alpha1.ServiceIntent) error {
 		st := si.Status
 		if len(st.UndeclaredCallers) != 1 || st.UndeclaredCallers[0].Verdict != v1alpha1.VerdictAudited || st.UndeclaredCallers[0].Count != 6 || st.Denied != 6 {
 			return fmt.Errorf("undeclared %+v denied %d", st.UndeclaredCallers, st.Denied)
@@ -298,7 +300,7 @@ func TestObservedTraffic(t *testing.T) {
 	if err := conditionIs(si, v1alpha1.ConditionPolicyApplied, metav1.ConditionTrue, v1alpha1.ReasonAuditMode, ""); err != nil {
 		t.Error(err)
 	}
-	if p := h.policies(t, ns)[ns+"/palisade-payments"]; p != nil {
+	if p := h.Policies(t, ns)[ns+"/palisade-payments"]; p != nil {
 		t.Errorf("Audit mode wrote %s", p.Name)
 	}
 	expectEventMessage(t, h, ns, "payments", v1alpha1.EventUndeclaredCaller, "9090/TCP Audited")
@@ -306,9 +308,9 @@ func TestObservedTraffic(t *testing.T) {
 
 // expectEventMessage waits for an event of the intent with the reason and
 // a message containing text.
-func expectEventMessage(t *testing.T, h *harness, ns, intent, reason, text string) {
+func expectEventMessage(t *testing.T, h *controllertest.Harness, ns, intent, reason, text string) {
 	t.Helper()
-	eventually(t, "event "+reason, func() error {
+	controllertest.Eventually(t, "event "+reason, func() error {
 		list, err := eventsOf(h, ns, intent, reason)
 		if err != nil {
 			return err
@@ -324,13 +326,13 @@ func expectEventMessage(t *testing.T, h *harness, ns, intent, reason, text strin
 
 // expectColumns asks the API server for the intents as a table, as kubectl
 // get -o wide does, and checks the orders row's cells.
-func expectColumns(t *testing.T, h *harness, ns string, want map[string]string) {
+func expectColumns(t *testing.T, h *controllertest.Harness, ns string, want map[string]string) {
 	t.Helper()
-	cs, err := kubernetes.NewForConfig(h.cfg)
+	cs, err := kubernetes.NewForConfig(h.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "printer columns", func() error {
+	controllertest.Eventually(t, "printer columns", func() error {
 		body, err := cs.CoreV1().RESTClient().Get().AbsPath("/apis/palisade.dev/v1alpha1/namespaces", ns, "serviceintents", "orders").
 			SetHeader("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io").DoRaw(context.Background())
 		if err != nil {
@@ -357,9 +359,9 @@ func expectColumns(t *testing.T, h *harness, ns string, want map[string]string) 
 }
 
 // eventsOf returns the notes of the intent's events with the reason.
-func eventsOf(h *harness, ns, intent, reason string) ([]string, error) {
+func eventsOf(h *controllertest.Harness, ns, intent, reason string) ([]string, error) {
 	var list eventsv1.EventList
-	if err := h.c.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+	if err := h.Client.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
 		return nil, err
 	}
 	var out []string

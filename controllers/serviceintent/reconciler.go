@@ -1,6 +1,6 @@
-// Package controllers holds Palisade's reconcilers: ServiceIntents become
-// NetworkPolicies, and zero-trust namespaces get their baseline policies.
-package controllers
+// Package serviceintent reconciles ServiceIntents into NetworkPolicies and
+// reports on each intent's status what the agents observed of its traffic.
+package serviceintent
 
 import (
 	"context"
@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
+	"github.com/palisade-dev/palisade/controllers/internal/netpol"
 	"github.com/palisade-dev/palisade/controllers/observe"
 	"github.com/palisade-dev/palisade/internal/intent"
 	"github.com/palisade-dev/palisade/internal/intent/compiler"
@@ -39,8 +40,8 @@ import (
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=palisade.dev,resources=nodeflowreports,verbs=get;list;watch
 
-// ServiceIntentReconciler turns each ServiceIntent into NetworkPolicies.
-type ServiceIntentReconciler struct {
+// Reconciler turns each ServiceIntent into NetworkPolicies.
+type Reconciler struct {
 	client.Client
 	// APIReader reads around the cache where a stale read would leave a
 	// policy behind (deletion).
@@ -52,6 +53,13 @@ type ServiceIntentReconciler struct {
 	// UnusedCallerWindow is how long a declared caller may go unseen before
 	// it is listed as unused; zero means the default (24h).
 	UnusedCallerWindow time.Duration
+	// Workers is how many intents are reconciled at once; zero means
+	// DefaultWorkers.
+	Workers int
+	// CountUpdatesPerSecond paces status writes that change nothing but the
+	// selected-pod count (see countPacer); zero means
+	// DefaultCountUpdatesPerSecond, a negative value writes them at once.
+	CountUpdatesPerSecond float64
 
 	events  undeclaredEvents
 	targets targetSelectors
@@ -62,7 +70,7 @@ type ServiceIntentReconciler struct {
 
 // Reconcile: get → resolve → compile (pure) → apply → one status patch when
 // the status changed.
-func (r *ServiceIntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	logger := log.FromContext(ctx)
 	si := &v1alpha1.ServiceIntent{}
 	if err := r.Get(ctx, req.NamespacedName, si); err != nil {
@@ -159,7 +167,7 @@ func recheckLater(after time.Duration) ctrl.Result {
 
 // observe computes the observed part of the status from the agents'
 // reports that name the intent.
-func (r *ServiceIntentReconciler) observe(ctx context.Context, si *v1alpha1.ServiceIntent, res *resolve.Result, pods []corev1.Pod) (observe.Result, error) {
+func (r *Reconciler) observe(ctx context.Context, si *v1alpha1.ServiceIntent, res *resolve.Result, pods []corev1.Pod) (observe.Result, error) {
 	var reports v1alpha1.NodeFlowReportList
 	seen := map[string]bool{}
 	for _, key := range []string{si.Namespace + "/" + si.Name, deniedIntoKey(si.Namespace)} {
@@ -191,7 +199,7 @@ func (r *ServiceIntentReconciler) observe(ctx context.Context, si *v1alpha1.Serv
 
 // namespaceLabels returns every namespace's labels when a caller selects
 // namespaces by label, and nothing otherwise (no caller needs them).
-func (r *ServiceIntentReconciler) namespaceLabels(ctx context.Context, callers []compiler.Caller) (map[string]labels.Set, error) {
+func (r *Reconciler) namespaceLabels(ctx context.Context, callers []compiler.Caller) (map[string]labels.Set, error) {
 	need := false
 	for _, c := range callers {
 		need = need || c.NamespaceSelector != nil
@@ -213,7 +221,7 @@ func (r *ServiceIntentReconciler) namespaceLabels(ctx context.Context, callers [
 
 // recordUndeclared warns about new undeclared callers, at most once a
 // minute per intent; it returns how long until held-back ones may go out.
-func (r *ServiceIntentReconciler) recordUndeclared(si *v1alpha1.ServiceIntent, fresh []v1alpha1.UndeclaredCaller) time.Duration {
+func (r *Reconciler) recordUndeclared(si *v1alpha1.ServiceIntent, fresh []v1alpha1.UndeclaredCaller) time.Duration {
 	msg, wait := r.events.add(client.ObjectKeyFromObject(si), fresh, time.Now())
 	if msg != "" {
 		r.Recorder.Eventf(si, nil, corev1.EventTypeWarning, v1alpha1.EventUndeclaredCaller, "Observe", "%s", truncate(msg, 1024))
@@ -237,7 +245,7 @@ func soonest(a, b time.Duration) time.Duration {
 // its grants. The error is reported on status, not returned: compilation is
 // deterministic, so retrying the same spec cannot help; any change to the
 // intent or to what it references reconciles again.
-func (r *ServiceIntentReconciler) compile(ctx context.Context, si *v1alpha1.ServiceIntent, in compiler.Input) ([]networkingv1.NetworkPolicy, error) {
+func (r *Reconciler) compile(ctx context.Context, si *v1alpha1.ServiceIntent, in compiler.Input) ([]networkingv1.NetworkPolicy, error) {
 	compile := r.Compile
 	if compile == nil {
 		compile = compileIntent
@@ -257,29 +265,29 @@ func (r *ServiceIntentReconciler) compile(ctx context.Context, si *v1alpha1.Serv
 }
 
 // applyAll writes the desired policies and deletes the intent's others.
-func (r *ServiceIntentReconciler) applyAll(ctx context.Context, si *v1alpha1.ServiceIntent, desired []networkingv1.NetworkPolicy) error {
+func (r *Reconciler) applyAll(ctx context.Context, si *v1alpha1.ServiceIntent, desired []networkingv1.NetworkPolicy) error {
 	var existing networkingv1.NetworkPolicyList
 	if err := r.List(ctx, &existing, client.MatchingFields{policyIntentIndex: client.ObjectKeyFromObject(si).String()}); err != nil {
 		return fmt.Errorf("list networkpolicies: %w", err)
 	}
-	have := byKey(existing.Items)
+	have := netpol.ByKey(existing.Items)
 	var errs []error
 	for i := range desired {
 		key := client.ObjectKeyFromObject(&desired[i])
-		action, err := applyPolicy(ctx, r.Client, &desired[i], have[key])
+		action, err := netpol.Apply(ctx, r.Client, &desired[i], have[key])
 		delete(have, key)
 		switch {
 		case err != nil:
 			errs = append(errs, err)
 			r.Recorder.Eventf(si, nil, corev1.EventTypeWarning, v1alpha1.EventApplyFailed, "Apply", "apply NetworkPolicy %s: %v", key, err)
-		case action == created:
+		case action == netpol.Created:
 			r.Recorder.Eventf(si, nil, corev1.EventTypeNormal, v1alpha1.EventPolicyCreated, "Apply", "created NetworkPolicy %s", key)
-		case action == updated:
+		case action == netpol.Updated:
 			r.Recorder.Eventf(si, nil, corev1.EventTypeNormal, v1alpha1.EventPolicyUpdated, "Apply", "updated NetworkPolicy %s", key)
 		}
 	}
 	for key, stale := range have {
-		if err := deletePolicy(ctx, r.Client, stale); err != nil {
+		if err := netpol.Delete(ctx, r.Client, stale); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -291,7 +299,7 @@ func (r *ServiceIntentReconciler) applyAll(ctx context.Context, si *v1alpha1.Ser
 // reconcileDelete removes every policy of the intent, in all namespaces, then
 // the finalizer. It lists through the API reader: a policy created moments
 // ago may not be in the cache yet, and must not be left behind.
-func (r *ServiceIntentReconciler) reconcileDelete(ctx context.Context, si *v1alpha1.ServiceIntent) error {
+func (r *Reconciler) reconcileDelete(ctx context.Context, si *v1alpha1.ServiceIntent) error {
 	if !controllerutil.ContainsFinalizer(si, v1alpha1.Finalizer) {
 		return nil
 	}
@@ -300,7 +308,7 @@ func (r *ServiceIntentReconciler) reconcileDelete(ctx context.Context, si *v1alp
 		return fmt.Errorf("list networkpolicies: %w", err)
 	}
 	for i := range existing.Items {
-		if err := deletePolicy(ctx, r.Client, &existing.Items[i]); err != nil {
+		if err := netpol.Delete(ctx, r.Client, &existing.Items[i]); err != nil {
 			return err
 		}
 	}
@@ -315,7 +323,7 @@ func (r *ServiceIntentReconciler) reconcileDelete(ctx context.Context, si *v1alp
 
 // targetPods lists the pods the target selects (from the cache, slimmed
 // by CacheOptions).
-func (r *ServiceIntentReconciler) targetPods(ctx context.Context, namespace string, target *metav1.LabelSelector) ([]corev1.Pod, error) {
+func (r *Reconciler) targetPods(ctx context.Context, namespace string, target *metav1.LabelSelector) ([]corev1.Pod, error) {
 	if target == nil {
 		return nil, nil
 	}
@@ -335,7 +343,7 @@ func (r *ServiceIntentReconciler) targetPods(ctx context.Context, namespace stri
 }
 
 // recordResolution warns once when the target or a caller stops resolving.
-func (r *ServiceIntentReconciler) recordResolution(before, after *v1alpha1.ServiceIntent) {
+func (r *Reconciler) recordResolution(before, after *v1alpha1.ServiceIntent) {
 	was := map[string]bool{}
 	for _, c := range before.Status.Callers {
 		was[c.Name] = c.Resolved

@@ -1,4 +1,4 @@
-package controllers_test
+package serviceintent_test
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/palisade-dev/palisade/controllers/internal/controllertest"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -27,7 +29,7 @@ import (
 func TestPoisonIntent(t *testing.T) {
 	var faulty atomic.Bool
 	faulty.Store(true)
-	h := startHarness(t, func(o *controllers.Options) {
+	h := controllertest.Start(t, func(o *controllers.Options) {
 		o.Compile = func(in compiler.Input) ([]networkingv1.NetworkPolicy, error) {
 			if faulty.Load() {
 				switch in.Name {
@@ -43,10 +45,10 @@ func TestPoisonIntent(t *testing.T) {
 	})
 	ctx := context.Background()
 	ns := "poison"
-	h.namespace(t, ns, false)
-	h.pod(t, ns, "orders-1", map[string]string{"app": "orders"})
-	h.pod(t, ns, "payments-1", map[string]string{"app": "payments"})
-	h.pod(t, ns, "ledger-1", map[string]string{"app": "ledger"})
+	h.Namespace(t, ns, false)
+	h.Pod(t, ns, "orders-1", map[string]string{"app": "orders"})
+	h.Pod(t, ns, "payments-1", map[string]string{"app": "payments"})
+	h.Pod(t, ns, "ledger-1", map[string]string{"app": "ledger"})
 
 	spec := func(target string) v1alpha1.ServiceIntentSpec {
 		return v1alpha1.ServiceIntentSpec{
@@ -54,22 +56,22 @@ func TestPoisonIntent(t *testing.T) {
 			Callers: []v1alpha1.Caller{{Name: "frontend", PodSelector: &v1alpha1.LabelSelector{MatchLabels: map[string]v1alpha1.LabelValue{"app": "frontend"}}, Ports: port(8080)}},
 		}
 	}
-	h.intent(t, ns, "poison-panic", spec("payments"))
-	h.intent(t, ns, "poison-error", spec("ledger"))
+	h.Intent(t, ns, "poison-panic", spec("payments"))
+	h.Intent(t, ns, "poison-error", spec("ledger"))
 	// Created after the poison ones: served only if the controller survived.
-	h.intent(t, ns, "good", spec("orders"))
+	h.Intent(t, ns, "good", spec("orders"))
 
-	si := h.expectCondition(t, ns, "good", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonReady)
+	si := h.ExpectCondition(t, ns, "good", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonReady)
 	if si.Status.SelectedPods != 1 {
 		t.Errorf("good: selectedPods %d, want 1", si.Status.SelectedPods)
 	}
 	for name, cause := range map[string]string{"poison-panic": "compiler panicked: assignment to entry in nil map", "poison-error": "injected compile failure"} {
-		si := h.expectCondition(t, ns, name, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonCompileFailed)
-		ready := condition(si, v1alpha1.ConditionReady)
+		si := h.ExpectCondition(t, ns, name, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonCompileFailed)
+		ready := controllertest.Condition(si, v1alpha1.ConditionReady)
 		if !strings.Contains(ready.Message, cause) || !strings.Contains(ready.Message, "isolated") {
 			t.Errorf("%s: Ready message %q lacks %q and the isolation notice", name, ready.Message, cause)
 		}
-		if c := condition(si, v1alpha1.ConditionPolicyApplied); c.Status != metav1.ConditionFalse || c.Reason != v1alpha1.ReasonCompileFailed {
+		if c := controllertest.Condition(si, v1alpha1.ConditionPolicyApplied); c.Status != metav1.ConditionFalse || c.Reason != v1alpha1.ReasonCompileFailed {
 			t.Errorf("%s: PolicyApplied %s/%s", name, c.Status, c.Reason)
 		}
 		expectEvent(t, h, ns, name, v1alpha1.EventCompileFailed)
@@ -77,14 +79,14 @@ func TestPoisonIntent(t *testing.T) {
 
 	// Enforcement: the good intent's grant is written; each poison target is
 	// isolated (selected, no rule) and nothing was granted on its behalf.
-	pols := h.policies(t, ns)
+	pols := h.Policies(t, ns)
 	if p := pols[ns+"/palisade-good"]; p == nil || len(p.Spec.Ingress) != 1 {
 		t.Fatalf("good intent's policy: %+v", p)
 	}
 	for name, target := range map[string]string{"poison-panic": "payments", "poison-error": "ledger"} {
 		p := pols[ns+"/palisade-"+name]
 		if p == nil {
-			t.Fatalf("%s: no isolating policy; policies %v", name, keys(pols))
+			t.Fatalf("%s: no isolating policy; policies %v", name, controllertest.Keys(pols))
 		}
 		if len(p.Spec.Ingress) != 0 || len(p.Spec.Egress) != 0 || p.Spec.PodSelector.MatchLabels["app"] != target ||
 			len(p.Spec.PolicyTypes) != 1 || p.Spec.PolicyTypes[0] != networkingv1.PolicyTypeIngress {
@@ -94,11 +96,11 @@ func TestPoisonIntent(t *testing.T) {
 
 	// The fault goes away: the next reconcile (any change) heals the intent.
 	faulty.Store(false)
-	h.updateIntent(t, ns, "poison-panic", func(si *v1alpha1.ServiceIntent) { si.Spec.Callers[0].Ports = port(8081) })
-	h.expectCondition(t, ns, "poison-panic", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonReady)
-	eventually(t, "healed policy", func() error {
+	h.UpdateIntent(t, ns, "poison-panic", func(si *v1alpha1.ServiceIntent) { si.Spec.Callers[0].Ports = port(8081) })
+	h.ExpectCondition(t, ns, "poison-panic", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonReady)
+	controllertest.Eventually(t, "healed policy", func() error {
 		var p networkingv1.NetworkPolicy
-		if err := h.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "palisade-poison-panic"}, &p); err != nil {
+		if err := h.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "palisade-poison-panic"}, &p); err != nil {
 			return err
 		}
 		if len(p.Spec.Ingress) != 1 {
@@ -109,26 +111,26 @@ func TestPoisonIntent(t *testing.T) {
 
 	t.Run("target selecting no pods opens nothing and says so", func(t *testing.T) {
 		ns := "nobody"
-		h.namespace(t, ns, true)
-		h.pod(t, ns, "web-1", map[string]string{"app": "web"})
-		h.pod(t, ns, "frontend-1", map[string]string{"app": "frontend"})
-		h.intent(t, ns, "ghost", spec("ghost"))
-		si := h.expectCondition(t, ns, "ghost", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonReady)
+		h.Namespace(t, ns, true)
+		h.Pod(t, ns, "web-1", map[string]string{"app": "web"})
+		h.Pod(t, ns, "frontend-1", map[string]string{"app": "frontend"})
+		h.Intent(t, ns, "ghost", spec("ghost"))
+		si := h.ExpectCondition(t, ns, "ghost", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonReady)
 		if si.Status.SelectedPods != 0 {
 			t.Errorf("selectedPods %d, want 0", si.Status.SelectedPods)
 		}
-		if msg := condition(si, v1alpha1.ConditionReady).Message; !strings.Contains(msg, "selects no pods") {
+		if msg := controllertest.Condition(si, v1alpha1.ConditionReady).Message; !strings.Contains(msg, "selects no pods") {
 			t.Errorf("Ready message %q does not say the target selects no pods", msg)
 		}
 		// Nothing is opened: every pod a generated policy grants access to
 		// (ingress policies' targets, egress policies' destinations) is a
 		// pod of the target, and there is none.
 		var pods corev1.PodList
-		if err := h.c.List(ctx, &pods, client.InNamespace(ns)); err != nil {
+		if err := h.Client.List(ctx, &pods, client.InNamespace(ns)); err != nil {
 			t.Fatal(err)
 		}
 		var list networkingv1.NetworkPolicyList
-		if err := h.c.List(ctx, &list, client.MatchingLabels{v1alpha1.LabelIntent: "ghost"}); err != nil {
+		if err := h.Client.List(ctx, &list, client.MatchingLabels{v1alpha1.LabelIntent: "ghost"}); err != nil {
 			t.Fatal(err)
 		}
 		if len(list.Items) == 0 {

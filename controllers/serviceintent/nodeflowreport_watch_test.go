@@ -1,4 +1,4 @@
-package controllers
+package serviceintent
 
 import (
 	"context"
@@ -94,7 +94,7 @@ func TestReportIntents(t *testing.T) {
 	if want := []string{"shop/orders", "shop/payments", "bad-key", "denied-into-pod:bank/vault-0", "denied-into-pod:bank/gone-0"}; !slices.Equal(wake, want) {
 		t.Errorf("wake keys %v, want %v", wake, want)
 	}
-	rec := &ServiceIntentReconciler{Client: podReader{pods: map[client.ObjectKey]map[string]string{
+	rec := &Reconciler{Client: podReader{pods: map[client.ObjectKey]map[string]string{
 		{Namespace: "bank", Name: "vault-0"}: {"app": "vault"},
 	}}}
 	sel := func(app string) *metav1.LabelSelector {

@@ -1,4 +1,7 @@
-package controllers
+// Package netpol writes and deletes the NetworkPolicies Palisade generates,
+// for every reconciler that owns some: one field manager, and no write when
+// the policy in the cache already matches.
+package netpol
 
 import (
 	"context"
@@ -15,33 +18,36 @@ import (
 // FieldManager is the server-side apply field manager of every write.
 const FieldManager = "palisade"
 
-// applyAction says what applyPolicy did.
-type applyAction int
+// Action says what Apply did.
+type Action int
 
 const (
-	unchanged applyAction = iota
-	created
-	updated
+	// Unchanged: the policy already matched; nothing was written.
+	Unchanged Action = iota
+	// Created: the policy did not exist.
+	Created
+	// Updated: the policy existed and was rewritten.
+	Updated
 )
 
-// applyPolicy writes the desired policy with server-side apply unless the
+// Apply writes the desired policy with server-side apply unless the
 // existing one (from the cache) already matches: a reconcile that changes
 // nothing writes nothing.
-func applyPolicy(ctx context.Context, c client.Client, desired *networkingv1.NetworkPolicy, existing *networkingv1.NetworkPolicy) (applyAction, error) {
+func Apply(ctx context.Context, c client.Client, desired *networkingv1.NetworkPolicy, existing *networkingv1.NetworkPolicy) (Action, error) {
 	if existing != nil && upToDate(desired, existing) {
-		return unchanged, nil
+		return Unchanged, nil
 	}
 	u, err := compiler.Unstructured(desired)
 	if err != nil {
-		return unchanged, err
+		return Unchanged, err
 	}
 	if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
-		return unchanged, fmt.Errorf("apply networkpolicy %s/%s: %w", desired.Namespace, desired.Name, err)
+		return Unchanged, fmt.Errorf("apply networkpolicy %s/%s: %w", desired.Namespace, desired.Name, err)
 	}
 	if existing == nil {
-		return created, nil
+		return Created, nil
 	}
-	return updated, nil
+	return Updated, nil
 }
 
 // upToDate reports whether existing holds everything Palisade sets.
@@ -57,16 +63,16 @@ func upToDate(desired, existing *networkingv1.NetworkPolicy) bool {
 	return apiequality.Semantic.DeepEqual(desired.Spec, existing.Spec)
 }
 
-// deletePolicy removes a policy Palisade no longer wants; gone already is fine.
-func deletePolicy(ctx context.Context, c client.Client, p *networkingv1.NetworkPolicy) error {
+// Delete removes a policy Palisade no longer wants; gone already is fine.
+func Delete(ctx context.Context, c client.Client, p *networkingv1.NetworkPolicy) error {
 	if err := c.Delete(ctx, p, client.Preconditions{UID: &p.UID}); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete networkpolicy %s/%s: %w", p.Namespace, p.Name, err)
 	}
 	return nil
 }
 
-// byKey indexes policies by namespace/name.
-func byKey(items []networkingv1.NetworkPolicy) map[client.ObjectKey]*networkingv1.NetworkPolicy {
+// ByKey indexes policies by namespace/name.
+func ByKey(items []networkingv1.NetworkPolicy) map[client.ObjectKey]*networkingv1.NetworkPolicy {
 	out := make(map[client.ObjectKey]*networkingv1.NetworkPolicy, len(items))
 	for i := range items {
 		out[client.ObjectKeyFromObject(&items[i])] = &items[i]

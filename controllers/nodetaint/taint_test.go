@@ -1,4 +1,4 @@
-package controllers
+package nodetaint
 
 import (
 	"reflect"
@@ -64,22 +64,5 @@ func TestWithoutAgentNotReadyTaint(t *testing.T) {
 				t.Errorf("the node was modified: %v", c.node.Spec.Taints)
 			}
 		})
-	}
-}
-
-// TestSlimPodKeepsReadiness: the cache keeps the PodReady condition (the
-// taint controller's input) and nothing else of the conditions.
-func TestSlimPodKeepsReadiness(t *testing.T) {
-	p := &corev1.Pod{Status: corev1.PodStatus{Conditions: []corev1.PodCondition{
-		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, Message: "m"},
-		{Type: corev1.PodReady, Status: corev1.ConditionTrue, Reason: "r", LastTransitionTime: metav1.Now()},
-	}}}
-	got, err := slimPod(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
-	if c := got.(*corev1.Pod).Status.Conditions; !reflect.DeepEqual(c, want) {
-		t.Errorf("conditions %v, want %v", c, want)
 	}
 }

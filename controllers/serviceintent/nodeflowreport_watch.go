@@ -1,4 +1,4 @@
-package controllers
+package serviceintent
 
 import (
 	"context"
@@ -133,7 +133,7 @@ func changedReportKeys(old, cur *v1alpha1.NodeFlowReport) []string {
 // names when it is created or deleted, and on an update those whose part of
 // it changed (changedReportKeys), an intent the node no longer names
 // included.
-func (r *ServiceIntentReconciler) reportHandler() handler.EventHandler {
+func (r *Reconciler) reportHandler() handler.EventHandler {
 	type queue = workqueue.TypedRateLimitingInterface[reconcile.Request]
 	enqueue := func(ctx context.Context, q queue, keys []string) {
 		for _, req := range r.intentsOfReportKeys(ctx, keys) {
@@ -159,7 +159,7 @@ func (r *ServiceIntentReconciler) reportHandler() handler.EventHandler {
 // a denied-into-pod key to the intents whose target selects that pod (none
 // when the pod is gone: no target selects it any more); malformed keys to
 // nothing.
-func (r *ServiceIntentReconciler) intentsOfReportKeys(ctx context.Context, keys []string) []reconcile.Request {
+func (r *Reconciler) intentsOfReportKeys(ctx context.Context, keys []string) []reconcile.Request {
 	seen := map[reconcile.Request]bool{}
 	out := make([]reconcile.Request, 0, len(keys))
 	add := func(req reconcile.Request) {
@@ -187,7 +187,7 @@ func (r *ServiceIntentReconciler) intentsOfReportKeys(ctx context.Context, keys 
 
 // intentsSelectingPod returns the intents whose last resolved target
 // selects the pod (see targetSelectors).
-func (r *ServiceIntentReconciler) intentsSelectingPod(ctx context.Context, namespace, name string) []reconcile.Request {
+func (r *Reconciler) intentsSelectingPod(ctx context.Context, namespace, name string) []reconcile.Request {
 	if namespace == "" || name == "" {
 		return nil
 	}
