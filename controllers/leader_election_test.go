@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/palisade-dev/palisade/controllers/internal/controllertest"
-
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
 	"github.com/palisade-dev/palisade/controllers"
+	"github.com/palisade-dev/palisade/controllers/internal/controllertest"
 	"github.com/palisade-dev/palisade/internal/testenv"
 )
 

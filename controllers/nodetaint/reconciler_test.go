@@ -9,13 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/palisade-dev/palisade/controllers/internal/controllertest"
-
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
+	"github.com/palisade-dev/palisade/controllers/internal/controllertest"
 )
 
 // TestNodeStartupTaint runs the controllers against a real API server: a

@@ -6,10 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/palisade-dev/palisade/controllers/internal/controllertest"
-
-	v1alpha1 "github.com/palisade-dev/palisade/api/v1alpha1"
+	"github.com/palisade-dev/palisade/api/v1alpha1"
 	"github.com/palisade-dev/palisade/controllers"
+	"github.com/palisade-dev/palisade/controllers/internal/controllertest"
 )
 
 // TestCountPacing: on the real API server, a burst of pods joining a target

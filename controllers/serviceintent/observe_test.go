@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/palisade-dev/palisade/controllers/internal/controllertest"
-
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
 	"github.com/palisade-dev/palisade/controllers"
+	"github.com/palisade-dev/palisade/controllers/internal/controllertest"
 )
 
 // fakeAgents write one NodeFlowReport per node, every reportInterval, as the

@@ -8,8 +8,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/palisade-dev/palisade/controllers/internal/controllertest"
-
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
 	"github.com/palisade-dev/palisade/controllers"
+	"github.com/palisade-dev/palisade/controllers/internal/controllertest"
 	"github.com/palisade-dev/palisade/internal/intent/compiler"
 )
 

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/palisade-dev/palisade/controllers/internal/controllertest"
-
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -20,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
+	"github.com/palisade-dev/palisade/controllers/internal/controllertest"
 )
 
 func svcRef(name string) *v1alpha1.LocalServiceReference {
