@@ -68,10 +68,10 @@ type Reconciler struct {
 	counts *countPacer
 }
 
-// Reconcile: get → resolve → compile (pure) → apply → one status patch when
-// the status changed.
-func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	logger := log.FromContext(ctx)
+// Reconcile: get → ensure finalizer → resolve → compile (pure) → apply →
+// observe, then one deferred status write (writeStatus) that records the
+// outcome, success or failure.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, reterr error) {
 	si := &v1alpha1.ServiceIntent{}
 	if err := r.Get(ctx, req.NamespacedName, si); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -86,24 +86,55 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		r.counts.forget(req.NamespacedName)
 		return ctrl.Result{}, r.reconcileDelete(ctx, si)
 	}
-	if !controllerutil.ContainsFinalizer(si, v1alpha1.Finalizer) {
-		orig := si.DeepCopy()
-		controllerutil.AddFinalizer(si, v1alpha1.Finalizer)
-		if err := r.Patch(ctx, si, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
-			return ctrl.Result{}, fmt.Errorf("add finalizer: %w", err)
-		}
+	orig := si.DeepCopy()
+	var out outcome
+	defer func() {
+		result, reterr = r.writeStatus(ctx, orig, si, &out, reterr)
+	}()
+	if err := r.ensureFinalizer(ctx, si); err != nil {
+		return ctrl.Result{}, err
 	}
+	// The finalizer patch returned the object as stored; the status patch
+	// diffs against that.
+	orig = si.DeepCopy()
+	return ctrl.Result{}, r.reconcileNormal(ctx, si, &out)
+}
 
+// ensureFinalizer adds the finalizer that lets reconcileDelete remove the
+// intent's policies in other namespaces.
+func (r *Reconciler) ensureFinalizer(ctx context.Context, si *v1alpha1.ServiceIntent) error {
+	if controllerutil.ContainsFinalizer(si, v1alpha1.Finalizer) {
+		return nil
+	}
+	orig := si.DeepCopy()
+	controllerutil.AddFinalizer(si, v1alpha1.Finalizer)
+	if err := r.Patch(ctx, si, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("add finalizer: %w", err)
+	}
+	return nil
+}
+
+// outcome is what reconcileNormal learned beyond the status it computed.
+type outcome struct {
+	// observed is the observed part of the status; nil when the reconcile
+	// failed before reading the agents' reports.
+	observed *observe.Result
+}
+
+// reconcileNormal resolves, compiles and applies the intent and computes its
+// status in place. An apply failure is recorded on status (PolicyApplied
+// False) and returned, so the intent is retried.
+func (r *Reconciler) reconcileNormal(ctx context.Context, si *v1alpha1.ServiceIntent, out *outcome) error {
 	zeroTrust, err := zeroTrustNamespaces(ctx, r.Client)
 	if err != nil {
-		return ctrl.Result{}, err
+		return err
 	}
 	res, err := resolve.Resolver{Reader: r.Client}.Resolve(ctx, si, zeroTrust)
 	if err != nil {
-		return ctrl.Result{}, err
+		return err
 	}
 	// Recorded before the pods are listed: see targetSelectors.
-	r.targets.set(req.NamespacedName, res.Input.Target)
+	r.targets.set(client.ObjectKeyFromObject(si), res.Input.Target)
 	res.Input.Owner = ownerReference(si)
 	res.Input.Generation = si.Generation
 	audit := si.Spec.Mode == v1alpha1.ModeAudit
@@ -115,38 +146,65 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	applyErr := r.applyAll(ctx, si, desired)
 	pods, err := r.targetPods(ctx, si.Namespace, res.Input.Target)
 	if err != nil {
-		return ctrl.Result{}, err
+		return errors.Join(applyErr, err)
 	}
 	observed, err := r.observe(ctx, si, res, pods)
 	if err != nil {
-		return ctrl.Result{}, err
+		return errors.Join(applyErr, err)
 	}
-
-	orig := si.DeepCopy()
+	out.observed = &observed
 	names := make([]string, 0, len(desired))
 	for i := range desired {
 		names = append(names, desired[i].Namespace+"/"+desired[i].Name)
 	}
 	setStatus(si, statusInput{res: res, audit: audit, selectedPods: int32(min(len(pods), 1<<31-1)), policies: names,
 		compileErr: compileErr, applyErr: applyErr, observed: &observed})
+	return applyErr
+}
+
+// writeStatus is the reconcile's one status write, deferred so that every
+// outcome is recorded. On success the status computed for the current
+// generation is written with observedGeneration; on failure the status
+// says why (Ready=False with the error, unless reconcileNormal already
+// recorded it, as it does an apply failure) and observedGeneration stays
+// at the last generation reconciled in full. It writes only when the
+// status changed, and holds back a change of the selected-pod count alone
+// (countPacer). It returns the reconcile's result and error.
+func (r *Reconciler) writeStatus(ctx context.Context, orig, si *v1alpha1.ServiceIntent, out *outcome, reterr error) (ctrl.Result, error) {
+	logger := log.FromContext(ctx)
+	if reterr == nil {
+		si.Status.ObservedGeneration = si.Generation
+	} else {
+		si.Status.ObservedGeneration = orig.Status.ObservedGeneration
+		if out.observed == nil {
+			setFailed(si, reterr)
+		}
+	}
 	r.recordResolution(orig, si)
+	var recheck time.Duration
+	if out.observed != nil {
+		recheck = out.observed.RecheckAfter
+	}
 	changed := !apiequality.Semantic.DeepEqual(orig.Status, si.Status)
 	if changed && countOnly(&orig.Status, &si.Status) {
-		if wait := r.counts.admit(req.NamespacedName, time.Now()); wait > 0 {
+		if wait := r.counts.admit(client.ObjectKeyFromObject(si), time.Now()); wait > 0 {
 			logger.V(1).Info("selected-pod count held back", "selectedPods", si.Status.SelectedPods, "wait", wait)
-			return recheckLater(soonest(wait, observed.RecheckAfter)), applyErr
+			return recheckLater(soonest(wait, recheck)), reterr
 		}
 	}
 	if changed {
 		if err := r.Status().Patch(ctx, si, client.MergeFrom(orig)); err != nil {
-			return ctrl.Result{}, errors.Join(applyErr, fmt.Errorf("patch status: %w", err))
+			return ctrl.Result{}, errors.Join(reterr, fmt.Errorf("patch status: %w", err))
 		}
 		logger.V(1).Info("status updated", "ready", readyStatus(si), "observedCallers", si.Status.ObservedCallers, "denied", si.Status.Denied)
 	}
+	if out.observed == nil {
+		return ctrl.Result{}, reterr
+	}
 	// Announce new undeclared callers only once the status that lists them
 	// is written, so that a failed write does not announce them twice.
-	eventWait := r.recordUndeclared(si, observed.NewUndeclared)
-	return recheckLater(soonest(observed.RecheckAfter, eventWait)), applyErr
+	eventWait := r.recordUndeclared(si, out.observed.NewUndeclared)
+	return recheckLater(soonest(recheck, eventWait)), reterr
 }
 
 // recheckLater schedules the reconcile that time alone makes due (a report

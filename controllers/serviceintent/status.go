@@ -25,11 +25,11 @@ type statusInput struct {
 }
 
 // setStatus computes the intent's status in place from what the reconcile
-// learned. Condition times only move when a condition's status changes.
+// learned; writeStatus sets observedGeneration. Condition times only move
+// when a condition's status changes.
 func setStatus(si *v1alpha1.ServiceIntent, in statusInput) {
 	st := &si.Status
 	gen := si.Generation
-	st.ObservedGeneration = gen
 	st.Target = in.res.Target
 	st.SelectedPods = in.selectedPods
 	st.NetworkPolicies = in.policies
@@ -107,6 +107,21 @@ func setStatus(si *v1alpha1.ServiceIntent, in statusInput) {
 		c.ObservedGeneration = gen
 		meta.SetStatusCondition(&st.Conditions, c)
 	}
+}
+
+// ReasonReconcileFailed: the reconcile failed before it could compute the
+// intent's status (reading the cluster, adding the finalizer); Ready's
+// message holds the error, and the other conditions are left as the last
+// full reconcile set them.
+const ReasonReconcileFailed = "ReconcileFailed"
+
+// setFailed records on Ready a reconcile that failed before it computed the
+// status.
+func setFailed(si *v1alpha1.ServiceIntent, err error) {
+	meta.SetStatusCondition(&si.Status.Conditions, metav1.Condition{
+		Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: ReasonReconcileFailed,
+		Message: truncate(err.Error(), 1024), ObservedGeneration: si.Generation,
+	})
 }
 
 func truncate(s string, n int) string {
