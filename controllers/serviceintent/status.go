@@ -29,23 +29,42 @@ type statusInput struct {
 // when a condition's status changes.
 func setStatus(si *v1alpha1.ServiceIntent, in statusInput) {
 	st := &si.Status
-	gen := si.Generation
 	st.Target = in.res.Target
 	st.SelectedPods = in.selectedPods
 	st.NetworkPolicies = in.policies
 	st.Callers = in.res.Callers
+	resolved := resolvedCondition(in, &st.ResolvedCallers)
+	applied := appliedCondition(in)
+	conditions := []metav1.Condition{readyCondition(in, resolved, applied), resolved, applied}
+	if o := in.observed; o != nil {
+		st.Callers = o.Callers
+		st.ObservedCallers = o.ObservedCallers
+		st.Denied = o.Denied
+		st.UndeclaredCallers = o.UndeclaredCallers
+		st.UndeclaredCallersTotal = o.UndeclaredCallersTotal
+		st.UnusedCallers = o.UnusedCallers
+		st.Enforcement = o.Enforcement
+		conditions = append(conditions, o.Enforced, o.TrafficConforms)
+	}
+	for _, c := range conditions {
+		c.ObservedGeneration = si.Generation
+		meta.SetStatusCondition(&st.Conditions, c)
+	}
+}
 
-	resolvedCallers := 0
+// resolvedCondition is the Resolved condition; it sets resolvedCallers to
+// "resolved/all".
+func resolvedCondition(in statusInput, resolvedCallers *string) metav1.Condition {
+	n := 0
 	var unresolved []string
 	for _, c := range in.res.Callers {
 		if c.Resolved {
-			resolvedCallers++
+			n++
 		} else {
 			unresolved = append(unresolved, c.Name)
 		}
 	}
-	st.ResolvedCallers = fmt.Sprintf("%d/%d", resolvedCallers, len(in.res.Callers))
-
+	*resolvedCallers = fmt.Sprintf("%d/%d", n, len(in.res.Callers))
 	resolved := metav1.Condition{Type: v1alpha1.ConditionResolved, Status: metav1.ConditionTrue,
 		Reason: v1alpha1.ReasonResolved, Message: "the target and every caller resolved"}
 	switch {
@@ -56,7 +75,11 @@ func setStatus(si *v1alpha1.ServiceIntent, in statusInput) {
 		resolved.Status, resolved.Reason = metav1.ConditionFalse, v1alpha1.ReasonCallerNotFound
 		resolved.Message = fmt.Sprintf("callers %s do not resolve and are allowed nothing; the others apply", strings.Join(unresolved, ", "))
 	}
+	return resolved
+}
 
+// appliedCondition is the PolicyApplied condition.
+func appliedCondition(in statusInput) metav1.Condition {
 	applied := metav1.Condition{Type: v1alpha1.ConditionPolicyApplied, Status: metav1.ConditionTrue,
 		Reason: v1alpha1.ReasonApplied, Message: fmt.Sprintf("%d NetworkPolicies in place", len(in.policies))}
 	switch {
@@ -70,7 +93,12 @@ func setStatus(si *v1alpha1.ServiceIntent, in statusInput) {
 		applied.Reason = v1alpha1.ReasonAuditMode
 		applied.Message = "Audit mode: the controller writes no NetworkPolicy for this intent; nothing is dropped on its behalf"
 	}
+	return applied
+}
 
+// readyCondition is the Ready condition: True, or False with the reason and
+// message of the worst of resolved and applied.
+func readyCondition(in statusInput, resolved, applied metav1.Condition) metav1.Condition {
 	ready := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue,
 		Reason: v1alpha1.ReasonReady, Message: "the intent is in force"}
 	switch {
@@ -92,21 +120,7 @@ func setStatus(si *v1alpha1.ServiceIntent, in statusInput) {
 			ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, c.Reason, c.Message
 		}
 	}
-	conditions := []metav1.Condition{ready, resolved, applied}
-	if o := in.observed; o != nil {
-		st.Callers = o.Callers
-		st.ObservedCallers = o.ObservedCallers
-		st.Denied = o.Denied
-		st.UndeclaredCallers = o.UndeclaredCallers
-		st.UndeclaredCallersTotal = o.UndeclaredCallersTotal
-		st.UnusedCallers = o.UnusedCallers
-		st.Enforcement = o.Enforcement
-		conditions = append(conditions, o.Enforced, o.TrafficConforms)
-	}
-	for _, c := range conditions {
-		c.ObservedGeneration = gen
-		meta.SetStatusCondition(&st.Conditions, c)
-	}
+	return ready
 }
 
 // ReasonReconcileFailed: the reconcile failed before it could compute the
