@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
@@ -59,13 +60,16 @@ func intentReferences(obj client.Object) []string {
 	return keys
 }
 
-// intentsByKeys enqueues the intents indexed under any of the keys.
+// intentsByKeys enqueues the intents indexed under any of the keys. A
+// failed list (the cache cannot fail it short of a missing index) is
+// logged, and the other keys are still served.
 func intentsByKeys(ctx context.Context, c client.Reader, keys ...string) []reconcile.Request {
 	seen := map[client.ObjectKey]bool{}
 	var out []reconcile.Request
 	for _, key := range keys {
 		var list v1alpha1.ServiceIntentList
 		if err := c.List(ctx, &list, client.MatchingFields{referenceIndex: key}); err != nil {
+			log.FromContext(ctx).Error(err, "list the intents that reference an object; they are not woken", "index", referenceIndex, "key", key)
 			continue
 		}
 		for i := range list.Items {

@@ -7,10 +7,12 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
@@ -178,6 +180,7 @@ func (r *Reconciler) intentsOfReportKeys(ctx context.Context, keys []string) []r
 		}
 		ns, name, ok := strings.Cut(key, "/")
 		if !ok || ns == "" || name == "" {
+			log.FromContext(ctx).V(1).Info("malformed intent key in a NodeFlowReport; ignored", "key", key)
 			continue
 		}
 		add(reconcile.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: name}})
@@ -193,6 +196,9 @@ func (r *Reconciler) intentsSelectingPod(ctx context.Context, namespace, name st
 	}
 	var pod corev1.Pod
 	if err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &pod); err != nil {
+		if !apierrors.IsNotFound(err) {
+			log.FromContext(ctx).Error(err, "get the destination pod of denied flows; its intents are not woken", "pod", client.ObjectKey{Namespace: namespace, Name: name})
+		}
 		return nil
 	}
 	return r.targets.intentsFor(nil, &pod)
