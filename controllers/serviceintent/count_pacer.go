@@ -11,16 +11,16 @@ import (
 	"github.com/palisade-dev/palisade/api/v1alpha1"
 )
 
-// DefaultCountUpdatesPerSecond is the default of Options.CountUpdatesPerSecond.
+// DefaultCountUpdatesPerSecond is the default of Reconciler.CountUpdatesPerSecond.
 const DefaultCountUpdatesPerSecond = 50
 
 // countPacer paces status writes that change nothing but an intent's
 // selected-pod count. Pod churn moves that count on every pod created,
 // deleted or relabelled, and each move costs the API server a status
 // update of a custom resource (decode, schema, managed fields, etcd, one
-// watch event per watcher): under 100 pod moves/s over 5,000 intents
-// (reliability scenario 11) those writes took most of the API server's
-// CPU, and every client of it waited, the agents included. Any other
+// watch event per watcher): with thousands of intents under pod churn
+// those writes take most of the API server's CPU, and every client of it
+// waits, the agents included. Any other
 // status change (conditions, enforcement, observed traffic, a count that
 // reaches or leaves zero, which changes the Ready message) is written at
 // once; the count catches up at the pace's rate, one write per intent
@@ -68,9 +68,8 @@ func (p *countPacer) admit(key client.ObjectKey, now time.Time) time.Duration {
 // to the limiter otherwise. Giving back the turns of intents whose count
 // moved back, or that wrote for another reason, left holes the limiter
 // does not reclaim while later turns are out (rate.Reservation.CancelAt),
-// so under churn the turns reached ever further into the future: counts
-// took 4.5 minutes to catch up after 5 minutes of churn at 5,000 intents,
-// where one turn per intent bounds it to 5,000 / rate (100 s). An intent
+// so under churn the turns would reach ever further into the future; one
+// turn per intent bounds the catch-up to intents / rate. An intent
 // whose turn passed unused keeps it, and its next count change goes at once
 // on the token it was given.
 func (p *countPacer) forget(key client.ObjectKey) {

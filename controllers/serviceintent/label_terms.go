@@ -8,9 +8,9 @@ import (
 // A label term is one "key=value" pair. Selectors are indexed by one term
 // they require and pods by every term they carry, so that matching a pod
 // against thousands of target selectors (or a target against thousands of
-// pods) looks at the few that share a term instead of all of them: the scans
-// cost 90% of the controller's CPU under reliability scenario 11's pod churn
-// (5,000 intents and 10,000 pods in one namespace).
+// pods) looks at the few that share a term instead of all of them, whose
+// scans would dominate the controller's CPU under pod churn in a namespace
+// with thousands of intents and pods.
 
 // labelTerm renders one label pair as an index key.
 func labelTerm(key, value string) string { return key + "=" + value }

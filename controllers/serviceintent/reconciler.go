@@ -212,10 +212,9 @@ func (r *Reconciler) writeStatus(ctx context.Context, orig, si *v1alpha1.Service
 // priority. Left to itself, controller-runtime requeues at the priority
 // the request was taken at, and the priority queue keeps the higher of a
 // waiting request's priority and a new one's: an intent first reconciled
-// for its creation (priority 0) carried priority 0 into every later
-// pod-driven wake-up, so under pod churn an intent change waited behind
-// thousands of them (reliability scenario 11: changes not enforced within
-// 60 s; the queue held ~4,000 requests at priority 0 and none at low).
+// for its creation (priority 0) would carry priority 0 into every later
+// pod-driven wake-up, and under pod churn a change to another intent would
+// wait behind all of them.
 func recheckLater(after time.Duration) ctrl.Result {
 	if after <= 0 {
 		return ctrl.Result{}

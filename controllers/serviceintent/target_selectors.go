@@ -19,9 +19,8 @@ import (
 // targetSelectors remembers, per namespace, the pod selector each intent's
 // target resolved to at its last reconcile, so that a pod event wakes only
 // the intents whose selected pods it changes. Enqueueing every intent of the
-// pod's namespace instead made the controller fall behind for minutes under
-// 100 pod events/s with 5,000 intents in a namespace (reliability scenario
-// 11): each event cost 5,000 reconciles.
+// pod's namespace instead would cost one reconcile per intent of the
+// namespace for each pod event.
 //
 // An intent not reconciled yet has no entry and is woken by no pod event;
 // its first reconcile lists its pods. Reconcile records the selector before
@@ -180,9 +179,9 @@ func (t *targetSelectors) intentsFor(before, after *corev1.Pod) []reconcile.Requ
 // podHandler enqueues the intents a pod event concerns (see intentsFor), at
 // low priority: a pod event changes an intent's selected-pod count and
 // enforcing nodes, while a change to an intent's spec changes what the
-// network allows. Under a burst of pod events (scenario 11: 100/s over 5,000
-// intents) the backlog of pod-driven reconciles must not delay a user's
-// intent change, which the priority queue then takes first.
+// network allows. Under a burst of pod events the backlog of pod-driven
+// reconciles must not delay a user's intent change, which the priority
+// queue then takes first.
 func (t *targetSelectors) podHandler() handler.EventHandler {
 	type queue = workqueue.TypedRateLimitingInterface[reconcile.Request]
 	enqueue := func(q queue, before, after client.Object) {

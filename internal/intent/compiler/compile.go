@@ -253,8 +253,9 @@ func sortedUnique[T any](items []T) []T {
 // uniqueNames makes caller names unique by suffixing repeats with their
 // index, so each caller's egress policy has a name of its own. A suffixed
 // name can itself be taken (callers "a", "a-2", "a": defaulted names repeat
-// explicit ones), so it keeps suffixing until the name is free (found by
-// FuzzCompile: two egress policies had one name and one overwrote the other).
+// explicit ones), so it keeps suffixing until the name is free: otherwise
+// two egress policies would share a name and one would overwrite the other
+// (FuzzCompile checks it).
 func uniqueNames(callers []Caller) []Caller {
 	seen := make(map[string]bool, len(callers))
 	out := make([]Caller, len(callers))
