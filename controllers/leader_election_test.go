@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
@@ -98,6 +99,46 @@ func elected(r *replica, within time.Duration) bool {
 	}
 }
 
+// electedNow tells whether the replica leads, without waiting.
+func electedNow(r *replica) bool {
+	select {
+	case <-r.mgr.Elected():
+		return true
+	default:
+		return false
+	}
+}
+
+// leaseHeldThrough waits until the leader renewed the Lease at or after
+// until without its holder changing in between: a replica that started
+// before until had a whole lease duration to take it and did not.
+func leaseHeldThrough(t *testing.T, c client.Client, until time.Time) {
+	t.Helper()
+	key := client.ObjectKey{Namespace: "default", Name: controllers.LeaderElectionID}
+	var holder string
+	deadline := until.Add(30 * time.Second)
+	for {
+		var l coordinationv1.Lease
+		if err := c.Get(context.Background(), key, &l); err != nil {
+			t.Fatalf("get lease: %v", err)
+		}
+		h := ptr.Deref(l.Spec.HolderIdentity, "")
+		switch {
+		case holder == "":
+			holder = h
+		case h != holder:
+			t.Fatalf("the lease moved from %s to %s while its holder renewed it", holder, h)
+		}
+		if l.Spec.RenewTime != nil && !l.Spec.RenewTime.Time.Before(until) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lease not renewed by %s since %v", holder, until)
+		}
+		time.Sleep(testRetry / 2)
+	}
+}
+
 // TestLeaderElection runs two replicas at a time: only the leader
 // reconciles. The leader is killed twice: first without releasing its lease
 // (a crash: the follower waits for the lease to expire), then gracefully
@@ -120,7 +161,8 @@ func TestLeaderElection(t *testing.T) {
 		t.Fatal("replica a never became leader")
 	}
 	b := startReplica(t, cfg, "b", true)
-	if elected(b, testLease+time.Second) {
+	leaseHeldThrough(t, c, time.Now().Add(testLease+time.Second))
+	if electedNow(b) {
 		t.Fatal("replica b became leader while a holds the lease")
 	}
 	h.Service(t, ns, "first", map[string]string{"app": "first"})
@@ -138,11 +180,12 @@ func TestLeaderElection(t *testing.T) {
 		failover(t, h, ns, a, b, "second")
 	})
 	t.Run("leader stops gracefully", func(t *testing.T) {
-		c := startReplica(t, cfg, "c", true)
-		if elected(c, testLease+time.Second) {
+		rc := startReplica(t, cfg, "c", true)
+		leaseHeldThrough(t, c, time.Now().Add(testLease+time.Second))
+		if electedNow(rc) {
 			t.Fatal("replica c became leader while b holds the lease")
 		}
-		failover(t, h, ns, b, c, "third")
+		failover(t, h, ns, b, rc, "third")
 	})
 }
 
@@ -184,8 +227,9 @@ func failover(t *testing.T, h *controllertest.Harness, ns string, leader, follow
 		t.Error("the new intent was served, yet the new leader wrote nothing")
 	}
 	// The old leader stays silent: no write after it stopped, in particular
-	// none after the new leader took over.
-	time.Sleep(testRetry * 2)
+	// none after the new leader took over. Its manager has returned
+	// (leader.stop waits for it) and the new leader's write is seen, so a
+	// write of the old leader's would be logged by now.
 	if got := len(leader.writes.List()); got != leaderWrites {
 		t.Errorf("the old leader wrote %d times after it stopped: %v", got-leaderWrites, leader.writes.List()[leaderWrites:])
 	}

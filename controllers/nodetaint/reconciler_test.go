@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -80,15 +79,46 @@ func TestNodeStartupTaint(t *testing.T) {
 	setReady(lookalike)
 	setReady(plainAgent)
 
-	// The controller sees the agent pod not Ready: the taint stays.
+	// The controller sees the agent pod not Ready: the taint stays. First
+	// wait until its cache holds the Ready pods above: a sentinel node's
+	// agent, made Ready after them, comes through the same pod watch, so
+	// once the sentinel is untainted the cache has them too. Then make the
+	// controller reconcile the tainted node (a label change) and wait for
+	// that reconcile before asserting that it left the taint.
+	sentinel := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "sentinel"}, Spec: corev1.NodeSpec{Taints: []corev1.Taint{startup}}}
+	if err := h.Client.Create(ctx, sentinel); err != nil {
+		t.Fatal(err)
+	}
+	sentinelAgent := agent("sentinel")
+	if err := h.Client.Create(ctx, sentinelAgent); err != nil {
+		t.Fatal(err)
+	}
+	setReady(sentinelAgent)
+	controllertest.Eventually(t, "the sentinel node is untainted", func() error {
+		n := &corev1.Node{}
+		if err := h.Client.Get(ctx, client.ObjectKey{Name: "sentinel"}, n); err != nil {
+			return err
+		}
+		if slices.ContainsFunc(n.Spec.Taints, func(tn corev1.Taint) bool { return tn.Key == v1alpha1.TaintAgentNotReady }) {
+			return fmt.Errorf("taints %v", n.Spec.Taints)
+		}
+		return nil
+	})
 	before := controllertest.ReconcileCount(t, "node-agent-taint")
+	controllertest.Eventually(t, "label the tainted node", func() error {
+		n := &corev1.Node{}
+		if err := h.Client.Get(ctx, client.ObjectKey{Name: "tainted"}, n); err != nil {
+			return err
+		}
+		n.Labels = map[string]string{"touched": "yes"}
+		return h.Client.Update(ctx, n)
+	})
 	controllertest.Eventually(t, "the node taint controller reconciles the tainted node", func() error {
 		if controllertest.ReconcileCount(t, "node-agent-taint") <= before {
 			return fmt.Errorf("no reconcile yet")
 		}
 		return nil
 	})
-	time.Sleep(300 * time.Millisecond)
 	taintsOf := func(name string) []corev1.Taint {
 		t.Helper()
 		n := &corev1.Node{}
@@ -120,7 +150,7 @@ func TestNodeStartupTaint(t *testing.T) {
 		t.Errorf("node without the startup taint changed: resourceVersion %s, was %s", n.ResourceVersion, plainVersion)
 	}
 	for _, w := range h.Writes.List() {
-		if strings.Contains(w, "*v1.Node ") && !strings.HasSuffix(w, "/tainted") {
+		if strings.Contains(w, "*v1.Node ") && !strings.HasSuffix(w, "/tainted") && !strings.HasSuffix(w, "/sentinel") {
 			t.Errorf("unexpected node write: %s", w)
 		}
 	}

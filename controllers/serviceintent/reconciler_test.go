@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"testing"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -207,8 +206,15 @@ func TestController(t *testing.T) {
 		setLabel(nil)
 		h.ExpectPolicies(t, nil, ns)
 		other := "audit"
+		nsReconciles := controllertest.ReconcileCount(t, "zerotrust-namespace")
 		setLabel(&other)
-		time.Sleep(500 * time.Millisecond)
+		controllertest.Eventually(t, "the namespace is reconciled", func() error {
+			if controllertest.ReconcileCount(t, "zerotrust-namespace") <= nsReconciles {
+				return fmt.Errorf("no reconcile yet")
+			}
+			return nil
+		})
+		controllertest.WaitIdle(t, "zerotrust-namespace")
 		h.ExpectPolicies(t, nil, ns)
 	})
 
@@ -329,14 +335,19 @@ func TestController(t *testing.T) {
 		})
 		h.ExpectPolicies(t, []string{ns + "/palisade-default-deny", ns + "/palisade-baseline", ns + "/palisade-orders", ns + "/palisade-egress.noop.orders.checkout"}, ns)
 		h.ExpectCondition(t, ns, "orders", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonReady)
-		time.Sleep(time.Second) // let the reconciles of our own writes settle
+		// The reconciles that the controllers' own writes caused are done.
+		controllertest.WaitIdle(t, "serviceintent", "zerotrust-namespace")
 
 		before := resourceVersions(t, h, ns)
 		h.Writes.Reset()
 		reconciles := controllertest.ReconcileCount(t, "serviceintent")
+		nsReconciles := controllertest.ReconcileCount(t, "zerotrust-namespace")
 		// A pod that the target does not select wakes no intent.
 		h.Pod(t, ns, "unrelated", map[string]string{"app": "unrelated"})
-		time.Sleep(time.Second)
+		controllertest.Eventually(t, "the controllers see the pod", func() error {
+			return h.Cache.Get(ctx, client.ObjectKey{Namespace: ns, Name: "unrelated"}, &corev1.Pod{})
+		})
+		controllertest.WaitIdle(t, "serviceintent")
 		if n := controllertest.ReconcileCount(t, "serviceintent"); n != reconciles {
 			t.Errorf("a pod no target selects caused %v reconciles", n-reconciles)
 		}
@@ -353,9 +364,12 @@ func TestController(t *testing.T) {
 			if controllertest.ReconcileCount(t, "serviceintent") <= reconciles {
 				return fmt.Errorf("no reconcile yet")
 			}
+			if controllertest.ReconcileCount(t, "zerotrust-namespace") <= nsReconciles {
+				return fmt.Errorf("no namespace reconcile yet")
+			}
 			return nil
 		})
-		time.Sleep(500 * time.Millisecond)
+		controllertest.WaitIdle(t, "serviceintent", "zerotrust-namespace")
 		if w := h.Writes.List(); len(w) != 0 {
 			t.Errorf("a no-op reconcile wrote: %v", w)
 		}

@@ -54,7 +54,7 @@ func (w *WriteLog) AddApply(obj runtime.ApplyConfiguration) {
 	w.last = time.Now()
 }
 
-// lastWrite returns when the latest write was sent (zero: none yet).
+// LastWrite returns when the latest write was sent (zero: none yet).
 func (w *WriteLog) LastWrite() time.Time {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -89,6 +89,8 @@ type Harness struct {
 	Config *rest.Config
 	// Writes records every write of the manager's client.
 	Writes *WriteLog
+	// Cache is the manager's cache: what the controllers see.
+	Cache client.Reader
 }
 
 func NewScheme() *runtime.Scheme {
@@ -98,7 +100,7 @@ func NewScheme() *runtime.Scheme {
 	return s
 }
 
-// startHarness starts an API server and the controllers; opts may change
+// Start starts an API server and the controllers; opts may change
 // the controllers' options (e.g. inject a compile fault).
 func Start(t *testing.T, opts ...func(*controllers.Options)) *Harness {
 	t.Helper()
@@ -142,10 +144,10 @@ func Start(t *testing.T, opts ...func(*controllers.Options)) *Harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Harness{Client: c, Config: cfg, Writes: writes}
+	return &Harness{Client: c, Config: cfg, Writes: writes, Cache: mgr.GetCache()}
 }
 
-// recordingClient builds the manager's client so that every write it makes
+// RecordingClient builds the manager's client so that every write it makes
 // is recorded in writes.
 func RecordingClient(writes *WriteLog) client.NewClientFunc {
 	return func(config *rest.Config, options client.Options) (client.Client, error) {
@@ -186,7 +188,7 @@ func RecordingClient(writes *WriteLog) client.NewClientFunc {
 	}
 }
 
-// eventually retries check until it returns nil or the time is up.
+// Eventually retries check until it returns nil or the time is up.
 func Eventually(t *testing.T, what string, check func() error) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -200,27 +202,59 @@ func Eventually(t *testing.T, what string, check func() error) {
 	t.Fatalf("%s: %v", what, err)
 }
 
-// reconcileCount reads controller-runtime's reconcile counter.
+// ReconcileCount reads controller-runtime's reconcile counter.
 func ReconcileCount(t *testing.T, controller string) float64 {
+	t.Helper()
+	n, _ := metricSum(t, "controller_runtime_reconcile_total", "controller", controller)
+	return n
+}
+
+// WaitIdle waits until each controller has nothing queued and no reconcile
+// running: everything it was handed so far is done, writes included.
+func WaitIdle(t *testing.T, controllers ...string) {
+	t.Helper()
+	Eventually(t, fmt.Sprintf("controllers %v idle", controllers), func() error {
+		for _, c := range controllers {
+			queued, ok := metricSum(t, "workqueue_depth", "name", c)
+			if !ok {
+				t.Fatalf("no workqueue_depth metric for controller %s", c)
+			}
+			running, ok := metricSum(t, "controller_runtime_active_workers", "controller", c)
+			if !ok {
+				t.Fatalf("no controller_runtime_active_workers metric for controller %s", c)
+			}
+			if queued != 0 || running != 0 {
+				return fmt.Errorf("%s: %v requests queued, %v reconciles running", c, queued, running)
+			}
+		}
+		return nil
+	})
+}
+
+// metricSum adds up the values of the metric family's series whose label
+// has the value; false when there is no such series.
+func metricSum(t *testing.T, family, label, value string) (float64, bool) {
 	t.Helper()
 	families, err := metrics.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var total float64
+	found := false
 	for _, f := range families {
-		if f.GetName() != "controller_runtime_reconcile_total" {
+		if f.GetName() != family {
 			continue
 		}
 		for _, m := range f.GetMetric() {
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "controller" && l.GetValue() == controller {
-					total += m.GetCounter().GetValue()
+				if l.GetName() == label && l.GetValue() == value {
+					total += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+					found = true
 				}
 			}
 		}
 	}
-	return total
+	return total, found
 }
 
 func (h *Harness) Namespace(t *testing.T, name string, zeroTrust bool) {
@@ -270,7 +304,7 @@ func (h *Harness) Intent(t *testing.T, ns, name string, spec v1alpha1.ServiceInt
 	return si
 }
 
-// updateIntent changes the intent's spec, retrying on conflicts.
+// UpdateIntent changes the intent's spec, retrying on conflicts.
 func (h *Harness) UpdateIntent(t *testing.T, ns, name string, change func(*v1alpha1.ServiceIntent)) {
 	t.Helper()
 	Eventually(t, "update intent", func() error {
@@ -292,7 +326,7 @@ func (h *Harness) GetIntent(t *testing.T, ns, name string) *v1alpha1.ServiceInte
 	return si
 }
 
-// policies returns the names (namespace/name) of the NetworkPolicies in ns.
+// Policies returns the names (namespace/name) of the NetworkPolicies in ns.
 func (h *Harness) Policies(t *testing.T, namespaces ...string) map[string]*networkingv1.NetworkPolicy {
 	t.Helper()
 	out := map[string]*networkingv1.NetworkPolicy{}
@@ -308,7 +342,7 @@ func (h *Harness) Policies(t *testing.T, namespaces ...string) map[string]*netwo
 	return out
 }
 
-// policyNames is an eventually-check that the namespaces hold exactly names.
+// ExpectPolicies is an eventually-check that the namespaces hold exactly names.
 func (h *Harness) ExpectPolicies(t *testing.T, want []string, namespaces ...string) {
 	t.Helper()
 	Eventually(t, fmt.Sprintf("policies in %v", namespaces), func() error {
@@ -342,7 +376,7 @@ func Condition(si *v1alpha1.ServiceIntent, typ string) *metav1.Condition {
 	return nil
 }
 
-// expectCondition waits until the intent's condition has status and reason
+// ExpectCondition waits until the intent's condition has status and reason
 // for its current generation.
 func (h *Harness) ExpectCondition(t *testing.T, ns, name, typ string, status metav1.ConditionStatus, reason string) *v1alpha1.ServiceIntent {
 	t.Helper()
