@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
 	"github.com/palisade-dev/palisade/controllers"
+	"github.com/palisade-dev/palisade/controllers/internal/controllertest"
 	"github.com/palisade-dev/palisade/internal/testenv"
 )
 
@@ -34,7 +36,7 @@ const (
 type replica struct {
 	name   string
 	mgr    ctrl.Manager
-	writes *writeLog
+	writes *controllertest.WriteLog
 	cancel context.CancelFunc
 	done   chan error
 	once   sync.Once
@@ -51,12 +53,12 @@ func startReplica(t *testing.T, cfg *rest.Config, name string, release bool) *re
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &replica{name: name, writes: &writeLog{}, done: make(chan error, 1)}
+	r := &replica{name: name, writes: &controllertest.WriteLog{}, done: make(chan error, 1)}
 	r.mgr, err = ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                        newScheme(),
+		Scheme:                        controllertest.NewScheme(),
 		Metrics:                       metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress:        "0",
-		NewClient:                     recordingClient(r.writes),
+		NewClient:                     controllertest.RecordingClient(r.writes),
 		LeaderElection:                true,
 		LeaderElectionID:              controllers.LeaderElectionID,
 		LeaderElectionNamespace:       "default",
@@ -97,6 +99,46 @@ func elected(r *replica, within time.Duration) bool {
 	}
 }
 
+// electedNow tells whether the replica leads, without waiting.
+func electedNow(r *replica) bool {
+	select {
+	case <-r.mgr.Elected():
+		return true
+	default:
+		return false
+	}
+}
+
+// leaseHeldThrough waits until the leader renewed the Lease at or after
+// until without its holder changing in between: a replica that started
+// before until had a whole lease duration to take it and did not.
+func leaseHeldThrough(t *testing.T, c client.Client, until time.Time) {
+	t.Helper()
+	key := client.ObjectKey{Namespace: "default", Name: controllers.LeaderElectionID}
+	var holder string
+	deadline := until.Add(30 * time.Second)
+	for {
+		var l coordinationv1.Lease
+		if err := c.Get(context.Background(), key, &l); err != nil {
+			t.Fatalf("get lease: %v", err)
+		}
+		h := ptr.Deref(l.Spec.HolderIdentity, "")
+		switch {
+		case holder == "":
+			holder = h
+		case h != holder:
+			t.Fatalf("the lease moved from %s to %s while its holder renewed it", holder, h)
+		}
+		if l.Spec.RenewTime != nil && !l.Spec.RenewTime.Time.Before(until) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lease not renewed by %s since %v", holder, until)
+		}
+		time.Sleep(testRetry / 2)
+	}
+}
+
 // TestLeaderElection runs two replicas at a time: only the leader
 // reconciles. The leader is killed twice: first without releasing its lease
 // (a crash: the follower waits for the lease to expire), then gracefully
@@ -106,30 +148,31 @@ func elected(r *replica, within time.Duration) bool {
 func TestLeaderElection(t *testing.T) {
 	ctrl.SetLogger(zap.New(zap.UseDevMode(true)))
 	cfg := testenv.Start(t)
-	c, err := client.New(cfg, client.Options{Scheme: newScheme()})
+	c, err := client.New(cfg, client.Options{Scheme: controllertest.NewScheme()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{c: c}
+	h := &controllertest.Harness{Client: c}
 	ns := "le"
-	h.namespace(t, ns, false)
+	h.Namespace(t, ns, false)
 
 	a := startReplica(t, cfg, "a", false)
 	if !elected(a, 30*time.Second) {
 		t.Fatal("replica a never became leader")
 	}
 	b := startReplica(t, cfg, "b", true)
-	if elected(b, testLease+time.Second) {
+	leaseHeldThrough(t, c, time.Now().Add(testLease+time.Second))
+	if electedNow(b) {
 		t.Fatal("replica b became leader while a holds the lease")
 	}
-	h.service(t, ns, "first", map[string]string{"app": "first"})
-	h.intent(t, ns, "first", v1alpha1.ServiceIntentSpec{Target: v1alpha1.Target{ServiceRef: svcRef("first")}})
-	h.expectPolicies(t, []string{ns + "/palisade-first"}, ns)
-	h.expectCondition(t, ns, "first", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonReady)
-	if len(a.writes.list()) == 0 {
+	h.Service(t, ns, "first", map[string]string{"app": "first"})
+	h.Intent(t, ns, "first", v1alpha1.ServiceIntentSpec{Target: v1alpha1.Target{ServiceRef: &v1alpha1.LocalServiceReference{Name: "first"}}})
+	h.ExpectPolicies(t, []string{ns + "/palisade-first"}, ns)
+	h.ExpectCondition(t, ns, "first", v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonReady)
+	if len(a.writes.List()) == 0 {
 		t.Error("the leader wrote nothing, yet the intent was served")
 	}
-	if w := b.writes.list(); len(w) != 0 {
+	if w := b.writes.List(); len(w) != 0 {
 		t.Errorf("the follower wrote while not leading: %v", w)
 	}
 
@@ -137,20 +180,21 @@ func TestLeaderElection(t *testing.T) {
 		failover(t, h, ns, a, b, "second")
 	})
 	t.Run("leader stops gracefully", func(t *testing.T) {
-		c := startReplica(t, cfg, "c", true)
-		if elected(c, testLease+time.Second) {
+		rc := startReplica(t, cfg, "c", true)
+		leaseHeldThrough(t, c, time.Now().Add(testLease+time.Second))
+		if electedNow(rc) {
 			t.Fatal("replica c became leader while b holds the lease")
 		}
-		failover(t, h, ns, b, c, "third")
+		failover(t, h, ns, b, rc, "third")
 	})
 }
 
 // failover stops the leader, then checks that the follower takes over and
 // serves a new intent within the lease duration + 5 s, and that the old
 // leader writes nothing after it stopped.
-func failover(t *testing.T, h *harness, ns string, leader, follower *replica, intent string) {
+func failover(t *testing.T, h *controllertest.Harness, ns string, leader, follower *replica, intent string) {
 	t.Helper()
-	if w := follower.writes.list(); len(w) != 0 {
+	if w := follower.writes.List(); len(w) != 0 {
 		t.Errorf("the follower wrote while not leading: %v", w)
 	}
 	stopped := time.Now()
@@ -158,19 +202,19 @@ func failover(t *testing.T, h *harness, ns string, leader, follower *replica, in
 	if leader.err != nil {
 		t.Errorf("replica %s: manager: %v", leader.name, leader.err)
 	}
-	leaderWrites := len(leader.writes.list())
+	leaderWrites := len(leader.writes.List())
 	if !elected(follower, testLease+5*time.Second) {
 		t.Fatalf("replica %s did not take over within %v", follower.name, testLease+5*time.Second)
 	}
 	tookOver := time.Now()
 	t.Logf("replica %s leads %v after %s stopped", follower.name, tookOver.Sub(stopped).Round(time.Millisecond), leader.name)
 
-	h.service(t, ns, intent, map[string]string{"app": intent})
-	h.intent(t, ns, intent, v1alpha1.ServiceIntentSpec{Target: v1alpha1.Target{ServiceRef: svcRef(intent)}})
+	h.Service(t, ns, intent, map[string]string{"app": intent})
+	h.Intent(t, ns, intent, v1alpha1.ServiceIntentSpec{Target: v1alpha1.Target{ServiceRef: &v1alpha1.LocalServiceReference{Name: intent}}})
 	deadline := stopped.Add(testLease + 5*time.Second)
 	for {
 		var p networkingv1.NetworkPolicy
-		err := h.c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "palisade-" + intent}, &p)
+		err := h.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "palisade-" + intent}, &p)
 		if err == nil {
 			break
 		}
@@ -179,16 +223,17 @@ func failover(t *testing.T, h *harness, ns string, leader, follower *replica, in
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if len(follower.writes.list()) == 0 {
+	if len(follower.writes.List()) == 0 {
 		t.Error("the new intent was served, yet the new leader wrote nothing")
 	}
 	// The old leader stays silent: no write after it stopped, in particular
-	// none after the new leader took over.
-	time.Sleep(testRetry * 2)
-	if got := len(leader.writes.list()); got != leaderWrites {
-		t.Errorf("the old leader wrote %d times after it stopped: %v", got-leaderWrites, leader.writes.list()[leaderWrites:])
+	// none after the new leader took over. Its manager has returned
+	// (leader.stop waits for it) and the new leader's write is seen, so a
+	// write of the old leader's would be logged by now.
+	if got := len(leader.writes.List()); got != leaderWrites {
+		t.Errorf("the old leader wrote %d times after it stopped: %v", got-leaderWrites, leader.writes.List()[leaderWrites:])
 	}
-	if last := leader.writes.lastWrite(); !last.Before(tookOver) {
+	if last := leader.writes.LastWrite(); !last.Before(tookOver) {
 		t.Errorf("the old leader wrote at %v, after %s took over at %v", last, follower.name, tookOver)
 	}
 }

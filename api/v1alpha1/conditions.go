@@ -3,7 +3,9 @@ package v1alpha1
 // Condition types on a ServiceIntent's status.
 const (
 	// ConditionReady is True when the target and every caller resolved and
-	// the intent's NetworkPolicies are in place.
+	// the intent's NetworkPolicies are in place. False carries the reason of
+	// Resolved or PolicyApplied, or ReconcileFailed when the reconcile failed
+	// before it could compute the status (the message holds the error).
 	ConditionReady = "Ready"
 	// ConditionResolved is True when the target and all callers resolved to
 	// pod selectors. False names the first kind of failure in its reason.

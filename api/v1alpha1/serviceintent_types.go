@@ -379,12 +379,14 @@ type EnforcementStatus struct {
 
 // ServiceIntentStatus is what the controller observed and did.
 type ServiceIntentStatus struct {
-	// observedGeneration is the spec generation the status describes.
+	// observedGeneration is the last spec generation reconciled without
+	// error; each condition carries the generation it was computed for.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions are Ready, Resolved and PolicyApplied.
+	// conditions are Ready, Resolved, PolicyApplied, Enforced and
+	// TrafficConforms (the Condition* constants).
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -148,8 +148,8 @@ var invalidIntents = []invalidCase{
 	{name: "unknown operator", spec: callerWithSelector("{matchExpressions: [{key: role, operator: Equals, values: [a]}]}"), wantField: "spec.callers[0].podSelector.matchExpressions[0].operator"},
 	{name: "namespaceSelector bad key", spec: "target: {serviceRef: {name: a}}\ncallers:\n- namespaceSelector: {matchLabels: {'-team': sre}}", wantField: "spec.callers[0].namespaceSelector.matchLabels"},
 	{name: "target selector bad value", spec: "target: {podSelector: {matchLabels: {app: 'a b'}}}", wantField: "spec.target.podSelector.matchLabels.app"},
-	// Added for issue 7 (bad input): address forms other implementations
-	// read differently, whitespace, zones, empty and over-long parts.
+	// Address forms other implementations read differently, whitespace,
+	// zones, empty and over-long parts.
 	{name: "cidr IPv4-mapped IPv6", spec: callerWithIPBlock("{cidr: '::ffff:10.0.0.0/104'}"), wantField: "spec.callers[0].ipBlock.cidr"},
 	{name: "except IPv4-mapped IPv6", spec: callerWithIPBlock("{cidr: '::/0', except: ['::ffff:10.0.0.0/104']}"), wantField: "spec.callers[0].ipBlock.except[0]"},
 	{name: "cidr with a zone", spec: callerWithIPBlock("{cidr: 'fe80::/10%eth0'}"), wantField: "spec.callers[0].ipBlock.cidr"},

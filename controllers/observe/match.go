@@ -1,13 +1,18 @@
 package observe
 
 import (
+	"math"
 	"net/netip"
+	"slices"
 	"strconv"
+
+	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/palisade-dev/palisade/internal/policy"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
 	"github.com/palisade-dev/palisade/internal/intent/compiler"
@@ -25,6 +30,10 @@ type compiledCaller struct {
 	// pods and namespaces are the parsed selectors; nil pods selects all
 	// pods, nil namespaces means the caller's own Namespace.
 	pods, namespaces labels.Selector
+	// ports and namedProtocols are the caller's ports as the policy model
+	// reads them.
+	ports          policy.Ports
+	namedProtocols []corev1.Protocol
 	// ok is false for callers that grant nothing: unresolved, or with a
 	// selector that does not parse.
 	ok bool
@@ -34,6 +43,7 @@ func newMatcher(in Input) *matcher {
 	m := &matcher{namespaces: in.NamespaceLabels}
 	for _, c := range in.Callers {
 		cc := compiledCaller{c: c, ok: c.Resolved}
+		cc.ports, cc.namedProtocols = policy.RulePorts(compiler.PolicyPorts(c.Ports))
 		var err error
 		if c.PodSelector != nil {
 			if cc.pods, err = metav1.LabelSelectorAsSelector(c.PodSelector); err != nil {
@@ -55,7 +65,7 @@ func newMatcher(in Input) *matcher {
 func (m *matcher) firstCaller(f *v1alpha1.FlowRecord) int {
 	for i := range m.callers {
 		cc := &m.callers[i]
-		if cc.ok && m.source(cc, f.Source) && portAllowed(cc.c.Ports, f.Port, f.Protocol) {
+		if cc.ok && m.source(cc, f.Source) && cc.portAllowed(f.Port, f.Protocol) {
 			return i
 		}
 	}
@@ -70,7 +80,7 @@ func (m *matcher) firstCaller(f *v1alpha1.FlowRecord) int {
 func (m *matcher) source(cc *compiledCaller, src v1alpha1.FlowEndpoint) bool {
 	c := &cc.c
 	if c.IPBlock != nil {
-		return !isPod(src) && inBlock(c.IPBlock.CIDR, c.IPBlock.Except, src.IP)
+		return !isPod(src) && inBlock(c.IPBlock, src.IP)
 	}
 	if !isPod(src) {
 		return false
@@ -89,60 +99,30 @@ func (m *matcher) source(cc *compiledCaller, src v1alpha1.FlowEndpoint) bool {
 	return cc.pods == nil || cc.pods.Matches(labels.Set(src.Labels))
 }
 
-func inBlock(cidr string, except []string, ip string) bool {
+// inBlock tells whether the flow's address is in the block, as the
+// policy model reads the block; an IPv4-mapped IPv6 address counts as its
+// IPv4 address.
+func inBlock(block *networkingv1.IPBlock, ip string) bool {
 	addr, err := netip.ParseAddr(ip)
-	if err != nil {
-		return false
-	}
-	addr = addr.Unmap()
-	in := func(c string) bool {
-		p, err := netip.ParsePrefix(c)
-		return err == nil && p.Contains(addr)
-	}
-	if !in(cidr) {
-		return false
-	}
-	for _, e := range except {
-		if in(e) {
-			return false
-		}
-	}
-	return true
+	return err == nil && policy.IPBlockContains(block, addr.Unmap())
 }
 
-// portAllowed tells whether one of the caller's ports (all when none)
-// covers the flow's port and protocol. A named port matches by protocol
-// only: its number is in the destination pod's container spec, which the
-// report does not carry, and the named port may stand for different numbers
-// on different pods. So a flow to another port of the same protocol counts
-// as this caller's; the node's verdict (Allowed) already said it was let in.
-func portAllowed(ports []compiler.Port, port int32, protocol v1alpha1.Protocol) bool {
-	if len(ports) == 0 {
+// portAllowed tells whether the caller's ports (all when none) cover the
+// flow's port and protocol; numbers are read as the policy model reads the
+// compiled policy's ports. A named port matches by protocol only: its
+// number is in the destination pod's container spec, which the report does
+// not carry, and the named port may stand for different numbers on
+// different pods. So a flow to another port of the same protocol counts as
+// this caller's; the node's verdict (Allowed) already said it was let in.
+func (cc *compiledCaller) portAllowed(port int32, protocol v1alpha1.Protocol) bool {
+	proto := corev1.Protocol(protocol)
+	if proto == "" {
+		proto = corev1.ProtocolTCP
+	}
+	if slices.Contains(cc.namedProtocols, proto) {
 		return true
 	}
-	if protocol == "" {
-		protocol = v1alpha1.Protocol(corev1.ProtocolTCP)
-	}
-	for _, p := range ports {
-		proto := p.Protocol
-		if proto == "" {
-			proto = corev1.ProtocolTCP
-		}
-		if string(proto) != string(protocol) {
-			continue
-		}
-		if p.Port.Type == intstr.String {
-			return true
-		}
-		end := p.Port.IntVal
-		if p.EndPort != nil {
-			end = *p.EndPort
-		}
-		if port >= p.Port.IntVal && port <= end {
-			return true
-		}
-	}
-	return false
+	return port >= 0 && port <= math.MaxUint16 && cc.ports.AllowsNumbered(proto, uint16(port))
 }
 
 func itoa32(n int32) string { return strconv.FormatInt(int64(n), 10) }

@@ -52,13 +52,8 @@ func (r Rule) matches(remote netip.Addr, p Packet) bool {
 	if !r.Peers.All && !rangesContain(r.Peers.Ranges, remote) {
 		return false
 	}
-	if r.Ports.All {
+	if r.Ports.AllowsNumbered(p.Protocol, p.Port) {
 		return true
-	}
-	for _, pr := range r.Ports.Ranges {
-		if pr.Protocol == p.Protocol && pr.First <= p.Port && p.Port <= pr.Last {
-			return true
-		}
 	}
 	return slices.Contains(r.Ports.Named, NamedPort{IP: p.Dst, Protocol: p.Protocol, Port: p.Port})
 }

@@ -5,14 +5,13 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/palisade-dev/palisade/api/v1alpha1"
+	"github.com/palisade-dev/palisade/internal/intent"
 )
 
 // namespaceNameLabel is set by the API server on every Namespace; selecting
@@ -45,7 +44,7 @@ func Compile(in Input) []networkingv1.NetworkPolicy {
 		}
 		rules = append(rules, networkingv1.NetworkPolicyIngressRule{
 			From:  []networkingv1.NetworkPolicyPeer{peer},
-			Ports: policyPorts(c.Ports),
+			Ports: PolicyPorts(c.Ports),
 		})
 		policies = append(policies, egressPolicies(in, target, c)...)
 	}
@@ -66,24 +65,11 @@ func Compile(in Input) []networkingv1.NetworkPolicy {
 	return policies
 }
 
-// IntentLabels are the labels of every object generated for an intent.
-func IntentLabels(name, namespace string) map[string]string {
-	return map[string]string{
-		v1alpha1.LabelManagedBy:       v1alpha1.ManagedByValue,
-		v1alpha1.LabelIntent:          name,
-		v1alpha1.LabelIntentNamespace: namespace,
-	}
-}
-
-// policyLabels are the labels of the intent's policies: IntentLabels plus
+// policyLabels are the labels of the intent's policies: intent.Labels plus
 // the generation they were compiled from. The generation stays out of
-// IntentLabels, which also select the intent's policies of any generation.
+// intent.Labels, which also select the intent's policies of any generation.
 func policyLabels(in Input) map[string]string {
-	l := IntentLabels(in.Name, in.Namespace)
-	if in.Generation > 0 {
-		l[v1alpha1.LabelIntentGeneration] = strconv.FormatInt(in.Generation, 10)
-	}
-	return l
+	return intent.GenerationLabels(in.Name, in.Namespace, in.Generation)
 }
 
 // ingressPeer is the peer that stands for the caller in the target's policy.
@@ -129,7 +115,7 @@ func egressPolicies(in Input, target *metav1.LabelSelector, c Caller) []networki
 				PodSelector:       target.DeepCopy(),
 				NamespaceSelector: namespaceSelector(in.Namespace),
 			}},
-			Ports: policyPorts(c.Ports),
+			Ports: PolicyPorts(c.Ports),
 		}}
 		out = append(out, p)
 	}
@@ -139,7 +125,7 @@ func egressPolicies(in Input, target *metav1.LabelSelector, c Caller) []networki
 // ZeroTrust returns the two policies of a zero-trust namespace: default deny
 // in both directions for every pod, and egress to cluster DNS.
 func ZeroTrust(namespace string, dns DNSConfig) []networkingv1.NetworkPolicy {
-	labels := map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue}
+	labels := intent.ManagedLabels()
 
 	baseline := newPolicy(BaselineName, namespace, labels)
 	baseline.Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeEgress}
@@ -149,7 +135,7 @@ func ZeroTrust(namespace string, dns DNSConfig) []networkingv1.NetworkPolicy {
 	}
 	baseline.Spec.Egress = []networkingv1.NetworkPolicyEgressRule{{
 		To:    []networkingv1.NetworkPolicyPeer{{PodSelector: dnsPods, NamespaceSelector: namespaceSelector(dns.Namespace)}},
-		Ports: policyPorts(dns.Ports),
+		Ports: PolicyPorts(dns.Ports),
 	}}
 
 	deny := newPolicy(DefaultDenyName, namespace, labels)
@@ -211,8 +197,8 @@ func canonicalSelector(s *metav1.LabelSelector) *metav1.LabelSelector {
 	return out
 }
 
-// policyPorts converts and sorts ports; nil stays nil (all ports).
-func policyPorts(ports []Port) []networkingv1.NetworkPolicyPort {
+// PolicyPorts converts and sorts ports; nil stays nil (all ports).
+func PolicyPorts(ports []Port) []networkingv1.NetworkPolicyPort {
 	if len(ports) == 0 {
 		return nil
 	}
@@ -267,8 +253,9 @@ func sortedUnique[T any](items []T) []T {
 // uniqueNames makes caller names unique by suffixing repeats with their
 // index, so each caller's egress policy has a name of its own. A suffixed
 // name can itself be taken (callers "a", "a-2", "a": defaulted names repeat
-// explicit ones), so it keeps suffixing until the name is free (found by
-// FuzzCompile: two egress policies had one name and one overwrote the other).
+// explicit ones), so it keeps suffixing until the name is free: otherwise
+// two egress policies would share a name and one would overwrite the other
+// (FuzzCompile checks it).
 func uniqueNames(callers []Caller) []Caller {
 	seen := make(map[string]bool, len(callers))
 	out := make([]Caller, len(callers))

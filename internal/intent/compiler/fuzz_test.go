@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
+	"github.com/palisade-dev/palisade/internal/intent"
 )
 
 // fuzzBytes turns fuzz bytes into choices; exhausted, it answers 0.
@@ -181,7 +182,7 @@ func checkCompiled(in Input, out []networkingv1.NetworkPolicy) error {
 		if len(p.Name) > maxNameLength || p.Name == "" {
 			return fmt.Errorf("policy name %q has %d characters", p.Name, len(p.Name))
 		}
-		for k, v := range IntentLabels(in.Name, in.Namespace) {
+		for k, v := range intent.Labels(in.Name, in.Namespace) {
 			if p.Labels[k] != v {
 				return fmt.Errorf("%s lacks label %s=%s", key, k, v)
 			}

@@ -5,6 +5,7 @@
 package resolve
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 
@@ -94,10 +95,10 @@ func (r Resolver) resolveCaller(ctx context.Context, intentNS string, c *v1alpha
 	var err error
 	switch {
 	case c.ServiceRef != nil:
-		out.Namespace = orDefault(c.ServiceRef.Namespace, intentNS)
+		out.Namespace = cmp.Or(c.ServiceRef.Namespace, intentNS)
 		out.PodSelector, err = r.serviceSelector(ctx, out.Namespace, c.ServiceRef.Name)
 	case c.WorkloadRef != nil:
-		out.Namespace = orDefault(c.WorkloadRef.Namespace, intentNS)
+		out.Namespace = cmp.Or(c.WorkloadRef.Namespace, intentNS)
 		out.PodSelector, err = r.workloadSelector(ctx, out.Namespace, c.WorkloadRef.Kind, c.WorkloadRef.Name)
 	case c.IPBlock != nil:
 		out.IPBlock = compiler.IPBlock(c.IPBlock)
@@ -197,12 +198,4 @@ func (r Resolver) workloadSelector(ctx context.Context, namespace string, kind v
 		return nil, &notFoundError{msg: fmt.Sprintf("%s %s/%s has no pod selector", kind, namespace, name)}
 	}
 	return sel.DeepCopy(), nil
-}
-
-// orDefault returns s, or def when s is empty.
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
