@@ -39,6 +39,11 @@ const (
 	ReasonApplied = "Applied"
 	// ReasonApplyFailed: writing or deleting a NetworkPolicy failed.
 	ReasonApplyFailed = "ApplyFailed"
+	// ReasonReconcileFailed: the reconcile failed before it could compute the
+	// intent's status (reading the cluster, adding the finalizer); Ready's
+	// message holds the error, and the other conditions are left as the last
+	// full reconcile set them.
+	ReasonReconcileFailed = "ReconcileFailed"
 	// ReasonAuditMode: the intent is in Audit mode, so the controller writes no
 	// NetworkPolicy for it (the agents report what Enforce would drop).
 	ReasonAuditMode = "AuditMode"

@@ -123,17 +123,11 @@ func readyCondition(in statusInput, resolved, applied metav1.Condition) metav1.C
 	return ready
 }
 
-// ReasonReconcileFailed: the reconcile failed before it could compute the
-// intent's status (reading the cluster, adding the finalizer); Ready's
-// message holds the error, and the other conditions are left as the last
-// full reconcile set them.
-const ReasonReconcileFailed = "ReconcileFailed"
-
 // setFailed records on Ready a reconcile that failed before it computed the
 // status.
 func setFailed(si *v1alpha1.ServiceIntent, err error) {
 	meta.SetStatusCondition(&si.Status.Conditions, metav1.Condition{
-		Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: ReasonReconcileFailed,
+		Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonReconcileFailed,
 		Message: truncate(err.Error(), 1024), ObservedGeneration: si.Generation,
 	})
 }
