@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/palisade-dev/palisade/internal/netns"
+
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -158,7 +160,7 @@ func mean(ds []time.Duration) time.Duration {
 func echoServer(t *testing.T, pod string) {
 	var l net.Listener
 	var pc net.PacketConn
-	if err := inNetns(pods[pod].Netns, func() (err error) {
+	if err := netns.Do(pods[pod].Netns, func() (err error) {
 		if l, err = net.Listen("tcp", fmt.Sprintf(":%d", echoTCP)); err != nil {
 			return err
 		}
@@ -191,7 +193,7 @@ func echoServer(t *testing.T, pod string) {
 
 func dialEcho(t *testing.T, from, to string) (tcp, udp net.Conn) {
 	dst := pods[to].IP.String()
-	if err := inNetns(pods[from].Netns, func() (err error) {
+	if err := netns.Do(pods[from].Netns, func() (err error) {
 		if tcp, err = net.DialTimeout("tcp", net.JoinHostPort(dst, fmt.Sprint(echoTCP)), 2*time.Second); err != nil {
 			return err
 		}
@@ -309,7 +311,7 @@ func TestS03ColdStart(t *testing.T) {
 		}
 		// A new node: no table, and no state file to restore (uninstall
 		// removes the one its --state-file names).
-		if out, err := exec.Command("ip", "netns", "exec", a.ns, argv[0], "uninstall", "--backend=nftables", "--state-file="+stateFile).CombinedOutput(); err != nil {
+		if out, err := netns.Command(a.ns, argv[0], "uninstall", "--backend=nftables", "--state-file="+stateFile).CombinedOutput(); err != nil {
 			t.Fatalf("agent uninstall: %v\n%s", err, out)
 		}
 		if _, err := os.Stat(stateFile); !os.IsNotExist(err) {

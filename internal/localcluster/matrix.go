@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/palisade-dev/palisade/internal/netns"
+
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/palisade-dev/palisade/internal/localcluster/probe"
@@ -130,7 +132,7 @@ func (m Matrix) Observe(ctx context.Context) Truth {
 // checks that the intended pod answered. DNS servers get a DNS query.
 func ProbeOnce(from, to *Pod, port Port, timeout time.Duration) error {
 	addr := netip.AddrPortFrom(to.IP, uint16(port.Port))
-	return inNetns(from.Netns, func() error {
+	return netns.Do(from.Netns, func() error {
 		if to.DNS {
 			_, err := probe.ProbeDNS(probe.Protocol(port.Protocol), addr, probe.PodRecord(from.IP, from.Namespace), timeout)
 			return err

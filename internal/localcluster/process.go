@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/palisade-dev/palisade/internal/netns"
 )
 
 // The cluster's processes (etcd, kube-apiserver, controller, agents, the API
@@ -29,17 +31,15 @@ func (c *Cluster) startProcess(name, ns string, args ...string) (int, error) {
 			return 0, err
 		}
 	}
-	argv := args
-	if ns != "" {
-		// `ip netns exec` execs the program, so the pid is the program's.
-		argv = append([]string{"ip", "netns", "exec", ns}, args...)
-	}
 	logf, err := os.OpenFile(c.logFile(name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return 0, err
 	}
 	defer func() { _ = logf.Close() }()
-	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd := exec.Command(args[0], args[1:]...)
+	if ns != "" {
+		cmd = netns.Command(ns, args...)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -135,7 +135,7 @@ func (c *Cluster) processRunning(name string) bool {
 // killNetnsProcesses kills whatever still runs in one of our namespaces
 // (all of it was started by this harness).
 func killNetnsProcesses(ns string) {
-	for _, pid := range netnsPIDs(ns) {
+	for _, pid := range netns.PIDs(ns) {
 		if pid == os.Getpid() {
 			continue
 		}

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/palisade-dev/palisade/internal/netns"
+
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -68,13 +70,13 @@ type prober struct {
 }
 
 func startProber(netnsName string, dst netip.AddrPort) (*prober, error) {
-	ns, closeNS, err := netenv.Named(netnsName)
+	ns, err := netns.Open(netnsName)
 	if err != nil {
 		return nil, err
 	}
 	p := &prober{stopc: make(chan struct{}), done: make(chan error, 1)}
 	go func() {
-		defer closeNS()
+		defer func() { _ = ns.Close() }()
 		p.done <- ns.Do(func() error {
 			for {
 				select {
