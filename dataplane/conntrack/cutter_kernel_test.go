@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/palisade-dev/palisade/internal/testenv"
+
 	"github.com/vishvananda/netns"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -32,9 +34,7 @@ const (
 )
 
 func TestCutKernel(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: network namespaces and nftables")
-	}
+	testenv.RequireRoot(t)
 	node, client, server := wire(t)
 	st := func(pols ...*networkingv1.NetworkPolicy) *policy.State {
 		s := policy.Compute(policy.Input{

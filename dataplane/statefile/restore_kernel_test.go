@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/palisade-dev/palisade/internal/testenv"
+
 	"github.com/palisade-dev/palisade/dataplane/nft"
 	"github.com/palisade-dev/palisade/dataplane/render"
 )
@@ -16,9 +18,7 @@ import (
 // without an API server restores the saved state. The restored table must
 // be the one the last sync programmed.
 func TestRestoreAfterFlushKernel(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: network namespaces and nftables")
-	}
+	testenv.RequireRoot(t)
 	name := fmt.Sprintf("prl-sf-%d", os.Getpid())
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add: %v\n%s", err, out)
