@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -312,19 +313,71 @@ type result struct {
 	Duration string         `json:"duration"`
 }
 
-// record writes r when the test ends, with the outcome the test had.
+// record writes r when the test ends, with the outcome the test had: a
+// skipped test is recorded as not run and fails.
 func record(t *testing.T, r *result) {
 	start := time.Now()
 	t.Cleanup(func() {
 		r.Quick = quick
 		r.Duration = time.Since(start).Round(time.Second).String()
-		if r.Outcome == "" {
+		switch {
+		case t.Skipped():
+			// A scenario that did not run shows nothing: never a pass.
+			r.Outcome = "not-run"
+			t.Errorf("scenario %s did not run: a skipped scenario fails the run", r.ID)
+		case t.Failed():
+			r.Outcome = "fail"
+		default:
 			r.Outcome = "pass"
-			if t.Failed() {
-				r.Outcome = "fail"
-			}
 		}
 		b, _ := json.MarshalIndent(r, "", "  ")
 		_ = os.WriteFile(filepath.Join(outDir, r.ID+".json"), b, 0o644)
 	})
+}
+
+// restoredLine is what an agent logs once it has programmed its saved state
+// at start-up.
+const restoredLine = "restored the last synced state"
+
+// stateFile is the --state-file of node's running agent: the agent saves
+// each changed state there after committing it and cutting the connections
+// it denies, and its first state after every start.
+func stateFile(t *testing.T, node string) string {
+	t.Helper()
+	argv, err := agent(node).cmdline()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, arg := range argv {
+		if v, ok := strings.CutPrefix(arg, "--state-file="); ok {
+			return v
+		}
+	}
+	t.Fatalf("%s's agent runs without --state-file", node)
+	return ""
+}
+
+// stateSaved is when node's agent last saved its state (zero if never).
+func stateSaved(t *testing.T, node string) time.Time {
+	t.Helper()
+	fi, err := os.Stat(stateFile(t, node))
+	if err != nil {
+		return time.Time{}
+	}
+	return fi.ModTime()
+}
+
+// waitStateSaved waits until node's agent has saved its state after prev
+// and returns when it did.
+func waitStateSaved(t *testing.T, node string, prev time.Time, timeout time.Duration) time.Time {
+	t.Helper()
+	path := stateFile(t, node)
+	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+		if fi, err := os.Stat(path); err == nil && fi.ModTime().After(prev) {
+			return fi.ModTime()
+		}
+		if time.Since(start) > timeout {
+			t.Fatalf("%s's agent saved no state within %s", node, timeout)
+		}
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/palisade-dev/palisade/internal/localcluster"
@@ -147,4 +148,14 @@ func (p proc) cpuSeconds() float64 {
 	u, _ := strconv.ParseFloat(f[11], 64)
 	s, _ := strconv.ParseFloat(f[12], 64)
 	return (u + s) / 100
+}
+
+// log is what the process logged so far (all its runs).
+func (p proc) log(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(p.c.Dir, "logs", p.name+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -253,6 +252,7 @@ func TestS02GracefulRestart(t *testing.T) {
 			} else {
 				argv[0] = next
 			}
+			saved := stateSaved(t, node)
 			if err := a.stop(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
 			}
@@ -260,7 +260,9 @@ func TestS02GracefulRestart(t *testing.T) {
 				t.Fatal(err)
 			}
 			ready = append(ready, waitAgentReady(t, node, 60*time.Second))
-			time.Sleep(500 * time.Millisecond)
+			// The new agent's first sync cuts what its state denies, then
+			// saves the state: only then has the connection survived.
+			waitStateSaved(t, node, saved, 30*time.Second)
 			if echoes(tcp) {
 				survived++
 			}
@@ -290,15 +292,7 @@ func TestS03ColdStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stateFile := ""
-	for _, arg := range argv {
-		if v, ok := strings.CutPrefix(arg, "--state-file="); ok {
-			stateFile = v
-		}
-	}
-	if stateFile == "" {
-		t.Fatal("node-1's agent runs without --state-file: the scenario needs to remove it")
-	}
+	statePath := stateFile(t, "node-1")
 	// x/c -> x/a TCP and UDP 80 (denied, both on node-1); x/b -> x/a TCP 80
 	// (allowed, from node-2).
 	denied, deniedPairs, allowed := pairs[3], []pair{pairs[3], pairs[4]}, pairs[0]
@@ -311,10 +305,10 @@ func TestS03ColdStart(t *testing.T) {
 		}
 		// A new node: no table, and no state file to restore (uninstall
 		// removes the one its --state-file names).
-		if out, err := netns.Command(a.ns, argv[0], "uninstall", "--backend=nftables", "--state-file="+stateFile).CombinedOutput(); err != nil {
+		if out, err := netns.Command(a.ns, argv[0], "uninstall", "--backend=nftables", "--state-file="+statePath).CombinedOutput(); err != nil {
 			t.Fatalf("agent uninstall: %v\n%s", err, out)
 		}
-		if _, err := os.Stat(stateFile); !os.IsNotExist(err) {
+		if _, err := os.Stat(statePath); !os.IsNotExist(err) {
 			t.Fatalf("the state file survived agent uninstall: %v", err)
 		}
 		// Without an agent nothing isolates node-1's pods: the denied pair
@@ -448,10 +442,20 @@ func TestS04APIServerOutage(t *testing.T) {
 	if err := a2.stop(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
+	restores := strings.Count(a2.log(t), restoredLine)
 	if err := a2.start(argv); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(outage / 2)
+	// The rest of the outage, once the restarted agent has programmed its
+	// saved state: the tables must then still be what they were.
+	restoredAt := time.Now()
+	for strings.Count(a2.log(t), restoredLine) == restores {
+		if time.Since(restoredAt) > outage/2 {
+			t.Fatalf("node-2's agent did not log %q within %s of its restart", restoredLine, outage/2)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(outage/2 - time.Since(restoredAt))
 	restartedReadyDuringOutage := agentReady("node-2")
 	unchanged := canonicalTable(kernelTable("node-1")) == before["node-1"] && canonicalTable(kernelTable("node-2")) == before["node-2"]
 	pidNow, _, _ := agent("node-1").pid()
@@ -552,12 +556,6 @@ func TestS05StaleState(t *testing.T) {
 func TestS06ConnectionCut(t *testing.T) {
 	r := &result{ID: "06", Title: "Policy tightened under a live connection", Measured: "established TCP connection and UDP flow x/b -> x/a; the policy drops their ports: both stop within 5s (conntrack entry cut); loosening or removing a policy cuts nothing"}
 	record(t, r)
-	out, _ := exec.Command(filepath.Join(binDir, "agent"), "--help").CombinedOutput()
-	if !strings.Contains(string(out), "keep-established-connections") {
-		r.Outcome = "not-run"
-		r.Notes = append(r.Notes, "the agent has no --keep-established-connections flag yet: dataplane/conntrack (Cutter.Cut) is not wired into the agent; its kernel test (TestCutKernel) covers the cut itself")
-		t.Skip("agent has no --keep-established-connections flag: dataplane/conntrack not wired into the agent yet")
-	}
 	echoServer(t, "x/a")
 	ctx := context.Background()
 	tcp, udp := dialEcho(t, "x/b", "x/a")
@@ -565,16 +563,20 @@ func TestS06ConnectionCut(t *testing.T) {
 		t.Fatal("echo flows do not work before the change")
 	}
 	// Loosen (every port from x/b) then back: nothing is cut.
+	// Each change is judged once x/a's agent has committed it, cut what
+	// it denies and saved it.
+	node := pods["x/a"].Node
+	saved := stateSaved(t, node)
 	loose := basePolicy()
 	if err := cl.Client.Update(ctx, withRV(ctx, t, loose)); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * time.Second)
+	saved = waitStateSaved(t, node, saved, 30*time.Second)
 	keptLoosened := echoes(tcp) && echoes(udp)
 	if err := cl.Client.Update(ctx, withRV(ctx, t, basePolicy(basePorts()...))); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * time.Second)
+	waitStateSaved(t, node, saved, 30*time.Second)
 	keptRestored := echoes(tcp) && echoes(udp)
 	time.Sleep(300 * time.Millisecond) // idle connection: see docs (mid-stream pickup)
 	start := time.Now()

@@ -285,15 +285,3 @@ func (c *Cluster) WaitAgentsReady(timeout time.Duration) error {
 	}
 	return nil
 }
-
-// RestartAgent stops and starts the agent of a node (rules stay in the kernel
-// meanwhile: the agent fails closed).
-func (c *Cluster) RestartAgent(n NodeState) error {
-	if err := c.stopProcess(c.agentName(n), 5*time.Second); err != nil {
-		return err
-	}
-	if err := c.startAgent(n); err != nil {
-		return err
-	}
-	return c.WaitAgentsReady(60 * time.Second)
-}
