@@ -17,26 +17,30 @@ import (
 // opens stay in the namespace after it returns, and processes it starts
 // (os/exec forks from the calling thread) run in it.
 func (ns *NS) Do(fn func() error) error {
-	return do(ns.Name, func() (vnetns.NsHandle, func(), error) {
-		return vnetns.NsHandle(ns.Fd), func() {}, nil
-	}, fn)
+	return onThread(ns.Name, func() error {
+		if err := vnetns.Set(vnetns.NsHandle(ns.Fd)); err != nil {
+			return fmt.Errorf("enter netns %s: %w", ns.Name, err)
+		}
+		return fn()
+	})
 }
 
 // Do runs fn inside the named namespace, as NS.Do does.
 func Do(name string, fn func() error) error {
-	return do(name, func() (vnetns.NsHandle, func(), error) {
-		h, err := vnetns.GetFromName(name)
-		if err != nil {
-			return 0, nil, fmt.Errorf("open netns %s: %w", name, err)
-		}
-		return h, func() { _ = h.Close() }, nil
-	}, fn)
+	ns, err := Open(name)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = ns.Close() }()
+	return ns.Do(fn)
 }
 
-// do runs fn on a goroutine of its own: if the thread cannot be switched
-// back, the goroutine exits still locked and the Go runtime discards the
-// thread, so no other goroutine ever runs in the wrong namespace.
-func do(name string, open func() (vnetns.NsHandle, func(), error), fn func() error) error {
+// onThread runs fn on a locked OS thread, which fn may move into another
+// namespace (name, for errors), and then returns the thread to its own. fn
+// runs on a goroutine of its own: if the thread cannot be switched back, the
+// goroutine exits still locked and the Go runtime discards the thread, so no
+// other goroutine ever runs in the wrong namespace.
+func onThread(name string, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -47,18 +51,6 @@ func do(name string, open func() (vnetns.NsHandle, func(), error), fn func() err
 			return
 		}
 		defer func() { _ = orig.Close() }()
-		target, release, err := open()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer release()
-		if err := vnetns.Set(target); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter netns %s: %w", name, err)
-			return
-		}
 		ferr := fn()
 		if err := vnetns.Set(orig); err != nil {
 			errc <- errors.Join(ferr, fmt.Errorf("leave netns %s: %w", name, err))

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 
 	"github.com/vishvananda/netlink"
 	vnetns "github.com/vishvananda/netns"
@@ -48,35 +47,13 @@ func Create(name string) (*NS, error) {
 }
 
 func create(name string) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := vnetns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("get current netns: %w", err)
-			return
-		}
-		defer func() { _ = orig.Close() }()
+	return onThread(name, func() error {
 		h, err := vnetns.NewNamed(name) // also moves this thread into it
 		if err != nil {
-			if serr := vnetns.Set(orig); serr != nil {
-				errc <- errors.Join(err, serr)
-				return // still locked: the thread dies with this goroutine
-			}
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("create netns %s: %w", name, err)
-			return
+			return fmt.Errorf("create netns %s: %w", name, err)
 		}
-		_ = h.Close()
-		if err := vnetns.Set(orig); err != nil {
-			errc <- fmt.Errorf("leave new netns %s: %w", name, err)
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- nil
-	}()
-	return <-errc
+		return h.Close()
+	})
 }
 
 // Open opens an existing named namespace.
