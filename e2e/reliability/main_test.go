@@ -219,7 +219,7 @@ func nodeByName(name string) localcluster.NodeState {
 }
 
 func agent(node string) proc {
-	return proc{c: cl, name: "agent-" + node, ns: nodeByName(node).Netns}
+	return proc{cl.AgentProcess(nodeByName(node))}
 }
 
 // agentReady tells whether the node's agent answers /readyz with 200.

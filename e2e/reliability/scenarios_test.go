@@ -116,10 +116,10 @@ func TestS01CrashMidUpdate(t *testing.T) {
 			})
 		}()
 		time.Sleep(time.Duration(rand.IntN(1500)) * time.Millisecond)
-		if err := a.stop(syscall.SIGKILL); err != nil {
+		if err := a.Stop(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		if err := a.start(argv); err != nil {
+		if err := a.Start(argv...); err != nil {
 			t.Fatal(err)
 		}
 		ready = append(ready, waitAgentReady(t, "node-1", 60*time.Second))
@@ -253,10 +253,10 @@ func TestS02GracefulRestart(t *testing.T) {
 				argv[0] = next
 			}
 			saved := stateSaved(t, node)
-			if err := a.stop(syscall.SIGTERM); err != nil {
+			if err := a.Stop(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
 			}
-			if err := a.start(argv); err != nil {
+			if err := a.Start(argv...); err != nil {
 				t.Fatal(err)
 			}
 			ready = append(ready, waitAgentReady(t, node, 60*time.Second))
@@ -300,12 +300,12 @@ func TestS03ColdStart(t *testing.T) {
 	var withoutAgent, reachable, coldSeen, deniedProbes int
 	rounds := pick(5, 3)
 	for round := 0; round < rounds; round++ {
-		if err := a.stop(syscall.SIGTERM); err != nil {
+		if err := a.Stop(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
 		// A new node: no table, and no state file to restore (uninstall
 		// removes the one its --state-file names).
-		if out, err := netns.Command(a.ns, argv[0], "uninstall", "--backend=nftables", "--state-file="+statePath).CombinedOutput(); err != nil {
+		if out, err := netns.Command(a.Netns, argv[0], "uninstall", "--backend=nftables", "--state-file="+statePath).CombinedOutput(); err != nil {
 			t.Fatalf("agent uninstall: %v\n%s", err, out)
 		}
 		if _, err := os.Stat(statePath); !os.IsNotExist(err) {
@@ -317,7 +317,7 @@ func TestS03ColdStart(t *testing.T) {
 			withoutAgent++
 		}
 		start := time.Now()
-		if err := a.start(argv); err != nil {
+		if err := a.Start(argv...); err != nil {
 			t.Fatal(err)
 		}
 		// The agent's first act, before it needs the API server: the
@@ -416,19 +416,19 @@ func TestS04APIServerOutage(t *testing.T) {
 	outage := pick(5*time.Minute, 45*time.Second)
 	r := &result{ID: "04", Title: "API server unreachable", Measured: fmt.Sprintf("kube-apiserver stopped (SIGSTOP, like docker pause) for %s; node-2's agent restarted during the outage; kernel tables, agent crashes, catch-up after SIGCONT", outage)}
 	record(t, r)
-	api := proc{c: cl, name: "kube-apiserver"}
+	api := proc{cl.Process("kube-apiserver", "")}
 	// Compared canonically: the restarted agent restores its state file
 	// with a full rebuild, which lists the same table in another order.
 	before := map[string]string{"node-1": canonicalTable(kernelTable("node-1")), "node-2": canonicalTable(kernelTable("node-2"))}
-	pid1, _, _ := agent("node-1").pid()
+	pid1, _, _ := agent("node-1").PID()
 	pr := startProber()
-	if err := api.signal(syscall.SIGSTOP); err != nil {
+	if err := api.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	resumed := false
 	resume := func() {
 		if !resumed {
-			_ = api.signal(syscall.SIGCONT)
+			_ = api.Signal(syscall.SIGCONT)
 			resumed = true
 		}
 	}
@@ -439,11 +439,11 @@ func TestS04APIServerOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a2.stop(syscall.SIGTERM); err != nil {
+	if err := a2.Stop(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	restores := strings.Count(a2.log(t), restoredLine)
-	if err := a2.start(argv); err != nil {
+	if err := a2.Start(argv...); err != nil {
 		t.Fatal(err)
 	}
 	// The rest of the outage, once the restarted agent has programmed its
@@ -458,8 +458,8 @@ func TestS04APIServerOutage(t *testing.T) {
 	time.Sleep(outage/2 - time.Since(restoredAt))
 	restartedReadyDuringOutage := agentReady("node-2")
 	unchanged := canonicalTable(kernelTable("node-1")) == before["node-1"] && canonicalTable(kernelTable("node-2")) == before["node-2"]
-	pidNow, _, _ := agent("node-1").pid()
-	alive := agent("node-1").alive() && pidNow == pid1 && a2.alive()
+	pidNow, _, _ := agent("node-1").PID()
+	alive := agent("node-1").Alive() && pidNow == pid1 && a2.Alive()
 	resume()
 	t0 := time.Now()
 	node2Ready := waitAgentReady(t, "node-2", 60*time.Second)
@@ -531,13 +531,13 @@ func TestS05StaleState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.stop(syscall.SIGTERM); err != nil {
+	if err := a.Stop(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if err := parallel(n, 8, func(i int) error { return cl.Client.Delete(ctx, mk(i)) }); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.start(argv); err != nil {
+	if err := a.Start(argv...); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
