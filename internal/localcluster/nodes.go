@@ -3,7 +3,6 @@ package localcluster
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -190,12 +189,8 @@ func (c *Cluster) startAPIProxy() error {
 func RunAPIProxy(ctx context.Context, target, listen string, namespaces []string) error {
 	var ls []net.Listener
 	for _, ns := range namespaces {
-		var l net.Listener
-		if err := netns.Do(ns, func() error {
-			var err error
-			l, err = net.Listen("tcp", listen)
-			return err
-		}); err != nil {
+		l, err := netns.Listen(ns, listen)
+		if err != nil {
 			return fmt.Errorf("listen in %s: %w", ns, err)
 		}
 		ls = append(ls, l)
@@ -205,13 +200,7 @@ func RunAPIProxy(ctx context.Context, target, listen string, namespaces []string
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
-				in, err := l.Accept()
-				if err != nil {
-					return
-				}
-				go forward(in, target)
-			}
+			netns.Forward(l, target)
 		}()
 	}
 	<-ctx.Done()
@@ -220,20 +209,6 @@ func RunAPIProxy(ctx context.Context, target, listen string, namespaces []string
 	}
 	wg.Wait()
 	return nil
-}
-
-func forward(in net.Conn, target string) {
-	defer func() { _ = in.Close() }()
-	out, err := net.DialTimeout("tcp", target, 5*time.Second)
-	if err != nil {
-		return
-	}
-	defer func() { _ = out.Close() }()
-	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(out, in); _ = out.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(in, out); _ = in.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
-	<-done
-	<-done
 }
 
 func (c *Cluster) agentName(n NodeState) string { return "agent-" + n.Name }

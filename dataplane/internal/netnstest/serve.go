@@ -6,6 +6,8 @@ import (
 	"net"
 	"strconv"
 	"testing"
+
+	"github.com/palisade-dev/palisade/internal/netns"
 )
 
 // Serve runs echo servers inside the namespace, on every address of both
@@ -93,33 +95,10 @@ func udpEcho(c net.PacketConn) {
 // host's loopback. It stops when the test ends.
 func (ns *NS) ForwardTCP(t testing.TB, listen, target string) {
 	t.Helper()
-	var l net.Listener
-	if err := ns.Do(func() error {
-		var err error
-		l, err = net.Listen("tcp", listen)
-		return err
-	}); err != nil {
+	l, err := netns.Listen(ns.Name, listen)
+	if err != nil {
 		t.Fatalf("listen on %s in %s: %v", listen, ns.Name, err)
 	}
 	t.Cleanup(func() { _ = l.Close() })
-	go func() {
-		for {
-			in, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer in.Close()
-				out, err := net.Dial("tcp", target)
-				if err != nil {
-					return
-				}
-				defer out.Close()
-				done := make(chan struct{}, 2)
-				go func() { _, _ = io.Copy(out, in); done <- struct{}{} }()
-				go func() { _, _ = io.Copy(in, out); done <- struct{}{} }()
-				<-done
-			}()
-		}
-	}()
+	go netns.Forward(l, target)
 }
