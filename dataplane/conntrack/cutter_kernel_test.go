@@ -229,15 +229,5 @@ func echo(t *testing.T, tcp, udp net.Conn, want bool) {
 
 func flowsBetween(t *testing.T, c Cutter) int {
 	t.Helper()
-	flows, err := c.List()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, f := range flows {
-		if f.Src.String() == clientIP && f.Dst.String() == serverIP {
-			n++
-		}
-	}
-	return n
+	return netnstest.Count(t, c.List, func(f Flow) bool { return f.Src.String() == clientIP && f.Dst.String() == serverIP })
 }

@@ -165,17 +165,9 @@ func (s *stalledConn) checkStaysCut(t *testing.T, cutter conntrack.Cutter, atCut
 // direction (a revived one starts at the server).
 func (s *stalledConn) entries(t *testing.T, c conntrack.Cutter) int {
 	t.Helper()
-	flows, err := c.List()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, f := range flows {
-		if (f.Src == s.ClientIP && f.Dst == s.ServerIP && int(f.Port) == s.ServerPort) || (f.Src == s.ServerIP && f.Dst == s.ClientIP && int(f.Port) == s.ClientPort) {
-			n++
-		}
-	}
-	return n
+	return netnstest.Count(t, c.List, func(f conntrack.Flow) bool {
+		return (f.Src == s.ClientIP && f.Dst == s.ServerIP && int(f.Port) == s.ServerPort) || (f.Src == s.ServerIP && f.Dst == s.ClientIP && int(f.Port) == s.ClientPort)
+	})
 }
 
 var packetsRE = regexp.MustCompile(`counter packets (\d+)`)

@@ -36,3 +36,20 @@ func StartReader[E any](t testing.TB, r Reader[E], handle func(E)) {
 		t.Fatal("reader not bound after 5s")
 	}
 }
+
+// Count lists items (conntrack flows, say) and counts those that match,
+// failing the test if the list fails.
+func Count[E any](t testing.TB, list func() ([]E, error), match func(E) bool) int {
+	t.Helper()
+	items, err := list()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, it := range items {
+		if match(it) {
+			n++
+		}
+	}
+	return n
+}
