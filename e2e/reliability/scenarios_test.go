@@ -19,13 +19,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/palisade-dev/palisade/internal/netns"
-
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/palisade-dev/palisade/dataplane/render"
+	"github.com/palisade-dev/palisade/internal/netns"
 )
 
 func pick[T any](full, q T) T {

@@ -8,13 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/palisade-dev/palisade/internal/netns"
-
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/palisade-dev/palisade/internal/kubeassets"
+	"github.com/palisade-dev/palisade/internal/netns"
 	"github.com/palisade-dev/palisade/internal/testenv"
 )
 

@@ -9,11 +9,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/palisade-dev/palisade/internal/netns"
-
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/palisade-dev/palisade/internal/localcluster/probe"
+	"github.com/palisade-dev/palisade/internal/netns"
 )
 
 // Port is a port and protocol a pod serves.

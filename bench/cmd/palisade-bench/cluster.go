@@ -17,13 +17,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/palisade-dev/palisade/internal/netns"
-
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/palisade-dev/palisade/internal/localcluster"
+	"github.com/palisade-dev/palisade/internal/netns"
 )
 
 // Measurements 1, 6 and 7 run on the local cluster of internal/localcluster (a real

@@ -10,8 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/palisade-dev/palisade/internal/netns"
-
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,6 +21,7 @@ import (
 	"github.com/palisade-dev/palisade/bench/internal/netenv"
 	"github.com/palisade-dev/palisade/bench/stats"
 	"github.com/palisade-dev/palisade/internal/localcluster"
+	"github.com/palisade-dev/palisade/internal/netns"
 )
 
 // Measurement 1: intent → enforced latency on the local cluster. A client

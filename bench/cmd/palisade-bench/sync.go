@@ -11,13 +11,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/palisade-dev/palisade/internal/netns"
-
 	"github.com/palisade-dev/palisade/bench/internal/netenv"
 	"github.com/palisade-dev/palisade/bench/internal/nlcount"
 	"github.com/palisade-dev/palisade/bench/stats"
 	"github.com/palisade-dev/palisade/dataplane/nft"
 	"github.com/palisade-dev/palisade/dataplane/render"
+	"github.com/palisade-dev/palisade/internal/netns"
 	"github.com/palisade-dev/palisade/internal/policy"
 	"github.com/palisade-dev/palisade/internal/synth"
 )
