@@ -7,15 +7,21 @@
 // also when a test was skipped while PALISADE_REQUIRE_KERNEL_TESTS=1, the
 // setting under which every suite must run (see internal/testenv).
 //
-//	set -o pipefail; go test -json ./... | go run ./hack/test-summary
+// Given a command, it runs it and reads its output, and also fails when the
+// command does (go test killed before it printed a verdict, say):
+//
+//	go run ./hack/test-summary go test -json ./...
+//	go test -json ./... | go run ./hack/test-summary
 package main
 
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -46,13 +52,36 @@ type summary struct {
 
 func main() {
 	s := summary{pkgs: map[string]*counts{}, pkgFailed: map[string]bool{}, output: map[string][]string{}}
-	if err := s.read(os.Stdin, os.Stdout); err != nil {
+	ok, err := run(&s, os.Args[1:])
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "test-summary:", err)
+		ok = false
+	}
+	if !s.report(os.Stdout, os.Getenv(requireEnv) == "1") || !ok {
 		os.Exit(1)
 	}
-	if !s.report(os.Stdout, os.Getenv(requireEnv) == "1") {
-		os.Exit(1)
+}
+
+// run reads the events of the command args, or of standard input when
+// there is none, and says whether the command succeeded.
+func run(s *summary, args []string) (bool, error) {
+	if len(args) == 0 {
+		return true, s.read(os.Stdin, os.Stdout)
 	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdin, cmd.Stderr = os.Stdin, os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return false, err
+	}
+	if err := cmd.Start(); err != nil {
+		return false, err
+	}
+	rerr := s.read(out, os.Stdout)
+	if err := cmd.Wait(); err != nil {
+		return false, errors.Join(rerr, fmt.Errorf("%s: %w", strings.Join(args, " "), err))
+	}
+	return true, rerr
 }
 
 func (s *summary) read(in io.Reader, out io.Writer) error {

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-const run = `{"Action":"run","Package":"p/a","Test":"TestOK"}
+const events = `{"Action":"run","Package":"p/a","Test":"TestOK"}
 {"Action":"output","Package":"p/a","Test":"TestOK","Output":"=== RUN   TestOK\n"}
 {"Action":"pass","Package":"p/a","Test":"TestOK"}
 {"Action":"run","Package":"p/a","Test":"TestKernel"}
@@ -29,14 +29,14 @@ func summarize(t *testing.T, in string, required bool) (string, bool) {
 }
 
 func TestSkipFailsOnlyWhenRequired(t *testing.T) {
-	out, ok := summarize(t, run, false)
+	out, ok := summarize(t, events, false)
 	if !ok || !strings.Contains(out, "1 passed, 0 failed, 1 skipped") || !strings.Contains(out, "TestKernel: kernel.go:1: needs root") {
 		t.Errorf("not required: ok=%v\n%s", ok, out)
 	}
 	if strings.Contains(out, "=== RUN") {
 		t.Errorf("a passing test's output was printed:\n%s", out)
 	}
-	if out, ok := summarize(t, run, true); ok || !strings.Contains(out, "PALISADE_REQUIRE_KERNEL_TESTS=1") {
+	if out, ok := summarize(t, events, true); ok || !strings.Contains(out, "PALISADE_REQUIRE_KERNEL_TESTS=1") {
 		t.Errorf("required: ok=%v\n%s", ok, out)
 	}
 }
