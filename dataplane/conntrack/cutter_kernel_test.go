@@ -1,24 +1,25 @@
 package conntrack
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
-	"runtime"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 
+	"github.com/palisade-dev/palisade/dataplane/internal/netnstest"
 	"github.com/palisade-dev/palisade/dataplane/nft"
+	"github.com/palisade-dev/palisade/internal/netns"
 	"github.com/palisade-dev/palisade/internal/policy"
 	pt "github.com/palisade-dev/palisade/internal/policy/policytest"
+	"github.com/palisade-dev/palisade/internal/testenv"
 )
 
 // The kernel test wires a node namespace with two routed pod namespaces
@@ -32,9 +33,7 @@ const (
 )
 
 func TestCutKernel(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: network namespaces and nftables")
-	}
+	testenv.RequireRoot(t)
 	node, client, server := wire(t)
 	st := func(pols ...*networkingv1.NetworkPolicy) *policy.State {
 		s := policy.Compute(policy.Input{
@@ -59,8 +58,8 @@ func TestCutKernel(t *testing.T) {
 	tightened := st(serverPolicy(pt.TCP(9999)))
 
 	ctx := context.Background()
-	backend := nft.New(nft.WithNetNSFd(node.fd))
-	cutter := Cutter{NetNSFd: node.fd}
+	backend := nft.New(nft.WithNetNSFd(node.Fd))
+	cutter := Cutter{NetNSFd: node.Fd}
 	sync := func(s *policy.State) {
 		t.Helper()
 		if _, err := backend.Sync(ctx, s); err != nil {
@@ -126,7 +125,17 @@ func TestCutKernel(t *testing.T) {
 	sync(allowed)
 	echo(t, nil, udp, true) // the cut TCP connection stays cut (mid-stream rule)
 	sync(tightened)
-	if n, err := cutter.Cut(ctx, tightened); err != nil || n == 0 {
+	// The cutter logs each revived entry it deletes.
+	revived := make(chan struct{}, 1)
+	rctx := logr.NewContext(ctx, funcr.New(func(_, args string) {
+		if strings.Contains(args, "revived by in-flight replies") {
+			select {
+			case revived <- struct{}{}:
+			default:
+			}
+		}
+	}, funcr.Options{}))
+	if n, err := cutter.Cut(rctx, tightened); err != nil || n == 0 {
 		t.Fatalf("tightened again: Cut = %d, %v; want the UDP entry cut", n, err)
 	}
 	if _, err := udpServer.WriteTo([]byte("late reply\n"), udp.LocalAddr()); err != nil {
@@ -136,158 +145,52 @@ func TestCutKernel(t *testing.T) {
 	if k, err := udp.Read(make([]byte, 64)); err != nil || k == 0 {
 		t.Fatalf("the late reply did not reach the client (%v): the revival is not reproduced", err)
 	}
-	time.Sleep(revivalChecks[1] + 300*time.Millisecond)
+	select {
+	case <-revived:
+	case <-time.After(revivalChecks[len(revivalChecks)-1] + time.Second):
+		t.Fatal("the cutter deleted no entry revived by the late reply")
+	}
 	if got := flowsBetween(t, cutter); got != 0 {
 		t.Fatalf("%d conntrack entries between client and server after the revival checks; want 0", got)
 	}
 	echo(t, nil, udp, false)
 }
 
-type ns struct {
-	name string
-	fd   int
-}
-
-func newNS(t *testing.T, short string) ns {
-	t.Helper()
-	name := fmt.Sprintf("prl-ct-%s-%d", short, os.Getpid())
-	run(t, "ip", "netns", "add", name)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
-	f, err := os.Open("/var/run/netns/" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = f.Close() })
-	run(t, "ip", "-n", name, "link", "set", "lo", "up")
-	return ns{name, int(f.Fd())}
-}
-
 // wire makes node n with pods client and server routed behind it (a /32 per
 // pod, proxy ARP on the node side, as a routed CNI does).
-func wire(t *testing.T) (node, client, server ns) {
-	node = newNS(t, "node")
-	client, server = newNS(t, "client"), newNS(t, "server")
-	run(t, "ip", "netns", "exec", node.name, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+func wire(t *testing.T) (node, client, server *netnstest.NS) {
+	node = netnstest.NewPrefixed(t, "prl-ct", "node")
+	client, server = netnstest.NewPrefixed(t, "prl-ct", "client"), netnstest.NewPrefixed(t, "prl-ct", "server")
+	if err := netns.MakeNode(node.NS); err != nil {
+		t.Fatal(err)
+	}
 	for i, p := range []struct {
-		ns ns
+		ns *netnstest.NS
 		ip string
 	}{{client, clientIP}, {server, serverIP}} {
-		veth := fmt.Sprintf("pv%d", i)
-		mac := fmt.Sprintf("02:00:00:00:00:%02x", i+1)
-		run(t, "ip", "-n", node.name, "link", "add", veth, "address", mac, "type", "veth", "peer", "name", "eth0", "netns", p.ns.name)
-		run(t, "ip", "netns", "exec", node.name, "sysctl", "-qw", "net.ipv4.conf."+veth+".proxy_arp=1")
-		run(t, "ip", "-n", node.name, "link", "set", veth, "up")
-		run(t, "ip", "-n", node.name, "route", "add", p.ip+"/32", "dev", veth)
-		run(t, "ip", "-n", p.ns.name, "addr", "add", p.ip+"/32", "dev", "eth0")
-		run(t, "ip", "-n", p.ns.name, "link", "set", "eth0", "up")
-		run(t, "ip", "-n", p.ns.name, "route", "add", "169.254.1.1", "dev", "eth0", "scope", "link")
-		run(t, "ip", "-n", p.ns.name, "route", "add", "default", "via", "169.254.1.1", "dev", "eth0")
-		// A static neighbour for the gateway: the first packet does not wait
-		// for ARP (as Calico does).
-		run(t, "ip", "-n", p.ns.name, "neigh", "add", "169.254.1.1", "lladdr", mac, "dev", "eth0", "nud", "permanent")
-		waitUp(t, node.name, veth)
-		waitUp(t, p.ns.name, "eth0")
+		if err := netns.AddPod(node.NS, p.ns.NS, fmt.Sprintf("pv%d", i), netip.MustParseAddr(p.ip)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return node, client, server
 }
 
-// waitUp waits until the kernel has activated a link: until then it sends
-// through the noop qdisc and drops everything (linkwatch may defer the
-// activation for up to a second).
-func waitUp(t *testing.T, netnsName, link string) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		out, _ := exec.Command("ip", "-n", netnsName, "-o", "link", "show", link).Output()
-		if strings.Contains(string(out), "state UP") {
-			return
-		}
-	}
-	t.Fatalf("link %s in %s not up after 5s", link, netnsName)
-}
-
-func run(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
-
 // in runs fn on a thread inside n; sockets fn opens stay in n.
-func in(t *testing.T, n ns, fn func() error) {
+func in(t *testing.T, n *netnstest.NS, fn func() error) {
 	t.Helper()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
-		if err := netns.Set(netns.NsHandle(n.fd)); err != nil {
-			errc <- err
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			errc <- err
-			return // the thread stays locked and dies with the goroutine
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	if err := <-errc; err != nil {
-		t.Fatalf("in %s: %v", n.name, err)
+	if err := n.Do(fn); err != nil {
+		t.Fatalf("in %s: %v", n.Name, err)
 	}
 }
 
-// serve runs a line echo server on TCP 7000 and a datagram echo on UDP 7001,
-// and returns the UDP socket.
-func serve(t *testing.T, n ns) net.PacketConn {
-	var l net.Listener
-	var pc net.PacketConn
-	in(t, n, func() (err error) {
-		if l, err = net.Listen("tcp", serverIP+":7000"); err != nil {
-			return err
-		}
-		pc, err = net.ListenPacket("udp", serverIP+":7001")
-		return err
-	})
-	t.Cleanup(func() { _ = l.Close(); _ = pc.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if _, err := c.Write([]byte(line)); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			k, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			_, _ = pc.WriteTo(buf[:k], from)
-		}
-	}()
-	return pc
+// serve runs a stream echo server on TCP 7000 and a datagram echo on UDP
+// 7001, and returns the UDP socket.
+func serve(t *testing.T, n *netnstest.NS) net.PacketConn {
+	n.Serve(t, []int{7000}, nil)
+	return n.EchoUDP(t, 7001)
 }
 
-func dialFlows(t *testing.T, n ns) (tcp, udp net.Conn) {
+func dialFlows(t *testing.T, n *netnstest.NS) (tcp, udp net.Conn) {
 	in(t, n, func() (err error) {
 		if tcp, err = net.DialTimeout("tcp", serverIP+":7000", 2*time.Second); err != nil {
 			return err
@@ -326,15 +229,5 @@ func echo(t *testing.T, tcp, udp net.Conn, want bool) {
 
 func flowsBetween(t *testing.T, c Cutter) int {
 	t.Helper()
-	flows, err := c.List()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, f := range flows {
-		if f.Src.String() == clientIP && f.Dst.String() == serverIP {
-			n++
-		}
-	}
-	return n
+	return netnstest.Count(t, c.List, func(f Flow) bool { return f.Src.String() == clientIP && f.Dst.String() == serverIP })
 }

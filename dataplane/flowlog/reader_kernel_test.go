@@ -40,36 +40,19 @@ func TestReaderSurvivesOverruns(t *testing.T) {
 	reader.Update(&st)
 	var dropped, allowed int
 	seen := make(chan struct{}, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- reader.Run(ctx, func(ev flowlog.Event) {
-			switch ev.Verdict {
-			case v1alpha1.VerdictDropped:
-				dropped++
-				time.Sleep(100 * time.Microsecond) // a slow consumer
-			case v1alpha1.VerdictAllowed:
-				allowed++
-				select {
-				case seen <- struct{}{}:
-				default:
-				}
+	netnstest.StartReader(t, reader, func(ev flowlog.Event) {
+		switch ev.Verdict {
+		case v1alpha1.VerdictDropped:
+			dropped++
+			time.Sleep(100 * time.Microsecond) // a slow consumer
+		case v1alpha1.VerdictAllowed:
+			allowed++
+			select {
+			case seen <- struct{}{}:
+			default:
 			}
-		})
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("reader: %v", err)
 		}
-	}()
-	select {
-	case <-reader.Ready():
-	case err := <-done:
-		t.Fatalf("reader: %v", err)
-	case <-time.After(5 * time.Second):
-		t.Fatal("reader not bound")
-	}
+	})
 	// No practical limit: every flooded SYN is logged.
 	b2 := nft.New(nft.WithNetNSFd(node.Fd), nft.WithRenderOptions(render.WithLog(render.LogOptions{Rate: 1_000_000, Burst: 1_000_000})))
 	if _, err := b2.Sync(context.Background(), &st); err != nil {

@@ -192,7 +192,7 @@ func TestAgentFollowsTheAPI(t *testing.T) {
 			c := newCluster(t)
 			env.ensureObjects(t, c)
 			t.Cleanup(func() { env.removePolicies(t) })
-			env.startAgent(t, bk.new(t, c.a))
+			env.startAgent(t, bk.new(t, c.a.NS))
 
 			c.eventually(t, "no policy", all(tcp("y/d", "x/a", 80, yes), udp("y/d", "x/a", 53, yes), tcp("x/a", "y/d", 80, yes)))
 

@@ -252,36 +252,42 @@ func (c *cluster) podNS(node string) []*netnstest.NS {
 	return out
 }
 
+// kernelBackend is a backend under test, programming one namespace.
+type kernelBackend interface {
+	dataplane.Backend
+	dataplane.ColdStarter
+}
+
 // backendKind is a dataplane backend under test.
 type backendKind struct {
 	name string
 	// owns marks what the backend owns in `nft list ruleset` and
 	// iptables-save output (see netnstest.Without).
 	owns string
-	// new returns a fresh backend programming the node's namespace, as a
-	// newly started agent would have.
-	new func(t testing.TB, n *netnstest.Node) dataplane.Backend
+	// new returns a fresh backend programming ns, as a newly started agent
+	// would have, rendering with opts.
+	new func(t testing.TB, ns *netnstest.NS, opts ...render.Option) kernelBackend
 }
 
 var backends = []backendKind{
-	{"nftables", "table inet " + render.TableName + " {", func(_ testing.TB, n *netnstest.Node) dataplane.Backend {
-		return nft.New(nft.WithNetNSFd(n.Fd))
+	{"nftables", "table inet " + render.TableName + " {", func(_ testing.TB, ns *netnstest.NS, opts ...render.Option) kernelBackend {
+		return nft.New(nft.WithNetNSFd(ns.Fd), nft.WithRenderOptions(opts...))
 	}},
-	{"iptables", iptables.ChainPrefix, func(t testing.TB, n *netnstest.Node) dataplane.Backend {
-		b, err := iptables.New()
+	{"iptables", iptables.ChainPrefix, func(t testing.TB, ns *netnstest.NS, opts ...render.Option) kernelBackend {
+		b, err := iptables.New(iptables.WithRenderOptions(opts...))
 		if err != nil {
 			t.Fatalf("iptables backend: %v", err)
 		}
 		// The backend has no namespace option: it runs iptables-restore,
 		// which inherits the namespace of the thread that starts it.
-		return inNetns{ns: n.NS, b: b}
+		return inNetns{ns: ns, b: b}
 	}},
 }
 
-// inNetns runs a backend's calls on a thread inside a namespace.
+// inNetns runs the iptables backend's calls on a thread inside a namespace.
 type inNetns struct {
 	ns *netnstest.NS
-	b  dataplane.Backend
+	b  *iptables.Backend
 }
 
 func (w inNetns) Sync(ctx context.Context, st *policy.State) (dataplane.Stats, error) {
@@ -296,6 +302,20 @@ func (w inNetns) Sync(ctx context.Context, st *policy.State) (dataplane.Stats, e
 
 func (w inNetns) Uninstall(ctx context.Context) error {
 	return w.ns.Do(func() error { return w.b.Uninstall(ctx) })
+}
+
+func (w inNetns) Installed(ctx context.Context) (bool, error) {
+	var ok bool
+	err := w.ns.Do(func() error {
+		var err error
+		ok, err = w.b.Installed(ctx)
+		return err
+	})
+	return ok, err
+}
+
+func (w inNetns) ColdStart(ctx context.Context) error {
+	return w.ns.Do(func() error { return w.b.ColdStart(ctx) })
 }
 
 // syncPolicies computes node-a's state for the policies and programs it.

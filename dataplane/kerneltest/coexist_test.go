@@ -155,7 +155,7 @@ func TestCoexistence(t *testing.T) {
 			states := c.coexistStates(t)
 			fresh := map[int]string{}
 			rng := rand.New(rand.NewPCG(10, uint64(len(bk.name))))
-			b := bk.new(t, c.a)
+			b := bk.new(t, c.a.NS)
 			for i := range 100 {
 				k := rng.IntN(len(states))
 				if i == 99 {
@@ -165,7 +165,7 @@ func TestCoexistence(t *testing.T) {
 				if restart {
 					// While the agent is down, other software inserts a
 					// rule before our jump.
-					b = bk.new(t, c.a)
+					b = bk.new(t, c.a.NS)
 					c.a.Run(t, "iptables", "-I", "FORWARD", "1", "-j", "OTHER")
 				}
 				if _, err := b.Sync(ctx, &states[k].st); err != nil {
@@ -206,7 +206,7 @@ func TestCoexistence(t *testing.T) {
 
 			for i, u := range []string{"first", "second"} {
 				if i == 1 {
-					b = bk.new(t, c.a)
+					b = bk.new(t, c.a.NS)
 				}
 				if err := b.Uninstall(ctx); err != nil {
 					t.Fatalf("%s uninstall: %v", u, err)
@@ -226,7 +226,7 @@ func TestCoexistence(t *testing.T) {
 func freshSync(t *testing.T, bk backendKind, st *policy.State) *netnstest.Node {
 	t.Helper()
 	ref := netnstest.NewNode(t, "ref", 3)
-	if _, err := bk.new(t, ref).Sync(context.Background(), st); err != nil {
+	if _, err := bk.new(t, ref.NS).Sync(context.Background(), st); err != nil {
 		t.Fatalf("reference sync: %v", err)
 	}
 	return ref

@@ -14,84 +14,33 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 
-	"github.com/palisade-dev/palisade/dataplane"
 	"github.com/palisade-dev/palisade/dataplane/internal/netnstest"
 	"github.com/palisade-dev/palisade/dataplane/iptables"
-	"github.com/palisade-dev/palisade/dataplane/nft"
 	"github.com/palisade-dev/palisade/dataplane/render"
 	"github.com/palisade-dev/palisade/internal/policy"
 	pt "github.com/palisade-dev/palisade/internal/policy/policytest"
 	"github.com/palisade-dev/palisade/internal/testenv"
 )
 
-// coldStartBackend is a backend with cold-start support, driven in a
-// namespace, and how to read what it owns there.
+// coldStartBackend is a backend under test and how to read what it owns
+// in a namespace, as text.
 type coldStartBackend struct {
-	name string
-	// new returns a fresh backend programming ns (a just-started agent).
-	new func(t *testing.T, ns *netnstest.NS) interface {
-		dataplane.Backend
-		dataplane.ColdStarter
-	}
-	// owned is the backend's part of the namespace's firewall, as text.
+	backendKind
 	owned func(t *testing.T, ns *netnstest.NS) string
 }
 
 var coldStartBackends = []coldStartBackend{
-	{"nftables", func(_ *testing.T, ns *netnstest.NS) interface {
-		dataplane.Backend
-		dataplane.ColdStarter
-	} {
-		return nft.New(nft.WithNetNSFd(ns.Fd))
-	}, func(t *testing.T, ns *netnstest.NS) string {
+	{backends[0], func(t *testing.T, ns *netnstest.NS) string {
 		out, err := ns.Try("nft", "list", "table", "inet", render.TableName)
 		if err != nil {
 			return ""
 		}
 		return out
 	}},
-	{"iptables", func(t *testing.T, ns *netnstest.NS) interface {
-		dataplane.Backend
-		dataplane.ColdStarter
-	} {
-		b, err := iptables.New()
-		if err != nil {
-			t.Fatalf("iptables backend: %v", err)
-		}
-		return coldStartInNetns{ns: ns, b: b}
-	}, func(t *testing.T, ns *netnstest.NS) string {
+	{backends[1], func(t *testing.T, ns *netnstest.NS) string {
 		return netnstest.Owned(ns.IptablesSave(t, false), iptables.ChainPrefix) + "\n" +
 			netnstest.Owned(ns.IptablesSave(t, true), iptables.ChainPrefix)
 	}},
-}
-
-// coldStartInNetns runs the iptables backend on a thread inside a
-// namespace (iptables-restore inherits the namespace of its parent).
-type coldStartInNetns struct {
-	ns *netnstest.NS
-	b  *iptables.Backend
-}
-
-func (w coldStartInNetns) Sync(ctx context.Context, st *policy.State) (dataplane.Stats, error) {
-	return inNetns{ns: w.ns, b: w.b}.Sync(ctx, st)
-}
-
-func (w coldStartInNetns) Uninstall(ctx context.Context) error {
-	return inNetns{ns: w.ns, b: w.b}.Uninstall(ctx)
-}
-
-func (w coldStartInNetns) Installed(ctx context.Context) (bool, error) {
-	var ok bool
-	err := w.ns.Do(func() error {
-		var err error
-		ok, err = w.b.Installed(ctx)
-		return err
-	})
-	return ok, err
-}
-
-func (w coldStartInNetns) ColdStart(ctx context.Context) error {
-	return w.ns.Do(func() error { return w.b.ColdStart(ctx) })
 }
 
 // TestColdStartKernel: on a bare node (no rule of ours), the cold start
@@ -150,7 +99,7 @@ func TestColdStartKernel(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(stream.Close)
-			time.Sleep(50 * time.Millisecond)
+			waitFor(t, 5*time.Second, "the stream's first exchanges", func() bool { return stream.Rounds() > 0 || stream.Err() != nil })
 
 			b := bk.new(t, node.NS)
 			if ok, err := b.Installed(ctx); err != nil || ok {

@@ -11,11 +11,8 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
-	"github.com/palisade-dev/palisade/dataplane"
 	"github.com/palisade-dev/palisade/dataplane/flowlog"
 	"github.com/palisade-dev/palisade/dataplane/internal/netnstest"
-	"github.com/palisade-dev/palisade/dataplane/iptables"
-	"github.com/palisade-dev/palisade/dataplane/nft"
 	"github.com/palisade-dev/palisade/dataplane/render"
 	"github.com/palisade-dev/palisade/internal/policy"
 	pt "github.com/palisade-dev/palisade/internal/policy/policytest"
@@ -29,22 +26,6 @@ const (
 )
 
 var flowLogOptions = render.WithLog(render.LogOptions{Rate: flowLogRate, Burst: flowLogBurst})
-
-var flowLogBackends = []struct {
-	name string
-	new  func(t testing.TB, n *netnstest.Node) dataplane.Backend
-}{
-	{"nftables", func(_ testing.TB, n *netnstest.Node) dataplane.Backend {
-		return nft.New(nft.WithNetNSFd(n.Fd), nft.WithRenderOptions(flowLogOptions))
-	}},
-	{"iptables", func(t testing.TB, n *netnstest.Node) dataplane.Backend {
-		b, err := iptables.New(iptables.WithRenderOptions(flowLogOptions))
-		if err != nil {
-			t.Fatalf("iptables backend: %v", err)
-		}
-		return inNetns{ns: n.NS, b: b}
-	}},
-}
 
 // events collects what a reader hands over.
 type events struct {
@@ -106,7 +87,7 @@ func flow(proto uint8, src, dst netip.Addr, port uint16) func(flowlog.Event) boo
 // is the client. An audit policy that also selects x/a changes nothing.
 func TestFlowLog(t *testing.T) {
 	testenv.RequireRoot(t)
-	for _, kind := range flowLogBackends {
+	for _, kind := range backends {
 		t.Run(kind.name, func(t *testing.T) {
 			node := netnstest.NewNodePrefixed(t, "pfa", nodeA, 1)
 			a, b, c := node.AddPod(t, 10, true), node.AddPod(t, 11, true), node.AddPod(t, 12, false)
@@ -135,23 +116,8 @@ func TestFlowLog(t *testing.T) {
 			reader := flowlog.NewReader(flowlog.Config{NetNSFd: node.Fd})
 			reader.Update(&st)
 			got := &events{}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- reader.Run(ctx, got.add) }()
-			t.Cleanup(func() {
-				cancel()
-				if err := <-done; err != nil {
-					t.Errorf("reader: %v", err)
-				}
-			})
-			select {
-			case <-reader.Ready():
-			case err := <-done:
-				t.Fatalf("reader: %v", err)
-			case <-time.After(5 * time.Second):
-				t.Fatal("reader not bound after 5s")
-			}
-			if _, err := kind.new(t, node).Sync(context.Background(), &st); err != nil {
+			netnstest.StartReader(t, reader, got.add)
+			if _, err := kind.new(t, node.NS, flowLogOptions).Sync(context.Background(), &st); err != nil {
 				t.Fatalf("sync: %v", err)
 			}
 
@@ -205,7 +171,13 @@ func TestFlowLog(t *testing.T) {
 			if arrived != 0 {
 				t.Errorf("%d of %d flooded SYNs reached the pod", arrived, n)
 			}
-			time.Sleep(300 * time.Millisecond) // let the last log messages arrive
+			// The flood's last log messages: the event of a connection made
+			// after it comes through the same NFLOG group behind them (its
+			// rule has a limit bucket of its own).
+			allowedAB := flow(6, b.IP4, a.IP4, 80)
+			before := len(got.matching(allowedAB))
+			reach(probe("tcp", b, a, b.IP4, a.IP4, 80), true)
+			waitFor(t, 5*time.Second, "the log event of a connection made after the flood", func() bool { return len(got.matching(allowedAB)) > before })
 			elapsed := time.Since(start)
 			logged := len(got.matching(isFlood))
 			// Both limits hand out at most rate+burst packets at once (nft:

@@ -15,10 +15,11 @@ import (
 
 	networkingv1 "k8s.io/api/networking/v1"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/palisade-dev/palisade/dataplane/internal/netnstest"
 	"github.com/palisade-dev/palisade/internal/policy"
 	pt "github.com/palisade-dev/palisade/internal/policy/policytest"
-	"golang.org/x/sys/unix"
 )
 
 // Ports of the flood in TestStartReplacesAtomically: x/a lets UDP 5000-5999
@@ -50,7 +51,7 @@ func TestStartReplacesAtomically(t *testing.T) {
 				pt.Policy("z", "new", pt.Types(ingress), pt.IngressRule(pt.Peers(pt.NamespacePeer(nil)))),
 			}
 			oldState, nextState := policy.Compute(c.input(old)), policy.Compute(c.input(next))
-			if _, err := bk.new(t, c.a).Sync(context.Background(), &oldState); err != nil {
+			if _, err := bk.new(t, c.a.NS).Sync(context.Background(), &oldState); err != nil {
 				t.Fatalf("sync of the old agent: %v", err)
 			}
 			counts := map[int]*atomic.Int64{floodAllowed: {}, floodDenied: {}}
@@ -80,7 +81,7 @@ func TestStartReplacesAtomically(t *testing.T) {
 				if rebuilds%2 == 1 {
 					st = &oldState
 				}
-				if _, err := bk.new(t, c.a).Sync(context.Background(), st); err != nil {
+				if _, err := bk.new(t, c.a.NS).Sync(context.Background(), st); err != nil {
 					t.Fatalf("rebuild %d: %v", rebuilds, err)
 				}
 				rebuilds++

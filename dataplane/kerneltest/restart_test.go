@@ -75,7 +75,10 @@ func restartScenario(t *testing.T, env *apiEnv, c *cluster, start func(), kill f
 	c.always(t, "after the restart", 1, join(allowedThroughout, deniedThroughout, flip(changedWhileDown)))
 
 	before := stream.Rounds()
-	time.Sleep(100 * time.Millisecond) // a few more exchanges after the restart
+	// A few more exchanges after the restart.
+	for deadline := time.Now().Add(2 * time.Second); stream.Rounds() <= before+2 && stream.Err() == nil && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if err := stream.Err(); err != nil {
 		t.Fatalf("the long-lived connection broke: %v", err)
 	}
@@ -104,7 +107,7 @@ func TestAgentRestart(t *testing.T) {
 				t.Cleanup(func() { env.removePolicies(t) })
 				var r *runningAgent
 				restartScenario(t, env, c,
-					func() { r = env.startAgent(t, bk.new(t, c.a)) },
+					func() { r = env.startAgent(t, bk.new(t, c.a.NS)) },
 					func() { r.stop() })
 			})
 			t.Run("binary killed", func(t *testing.T) {

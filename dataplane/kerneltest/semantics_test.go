@@ -246,7 +246,7 @@ func TestSemantics(t *testing.T) {
 	for _, bk := range backends {
 		t.Run(bk.name, func(t *testing.T) {
 			c := newCluster(t)
-			b := bk.new(t, c.a)
+			b := bk.new(t, c.a.NS)
 			for _, tc := range semanticsCases {
 				t.Run(tc.name, func(t *testing.T) {
 					in := syncPolicies(t, c, b, tc.policies)

@@ -10,12 +10,10 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,23 +34,11 @@ import (
 // send buffer, more acknowledgements than its receive buffer holds, and
 // element lists longer than one netlink attribute can carry.
 
-var scaleSeq atomic.Int64
-
 // scaleNS creates a namespace named pfg-<short>-<pid>-<n>, removed at
 // cleanup.
 func scaleNS(t *testing.T, short string) *netnstest.NS {
 	t.Helper()
-	name := fmt.Sprintf("pfg-%s-%d-%d", short, os.Getpid()%100000, scaleSeq.Add(1))
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
-	f, err := os.Open("/var/run/netns/" + name)
-	if err != nil {
-		t.Fatalf("open netns %s: %v", name, err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return &netnstest.NS{Name: name, Fd: int(f.Fd())}
+	return netnstest.NewPrefixed(t, "pfg", short)
 }
 
 // generation reads nf_tables' generation id, which every committed

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -75,12 +74,12 @@ func intentStale(t *testing.T, r *result) {
 			t.Fatal("the controller generated no NetworkPolicy for the intents")
 		}
 	}
-	ctrl := proc{c: cl, name: "controller"}
+	ctrl := proc{cl.Process("controller", "")}
 	argv, err := ctrl.cmdline()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ctrl.stop(syscall.SIGTERM); err != nil {
+	if err := ctrl.Stop(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if err := parallel(n, 8, func(i int) error { return cl.Client.Delete(ctx, intentFor(ns, i, n)) }); err != nil {
@@ -89,7 +88,7 @@ func intentStale(t *testing.T, r *result) {
 	// No kube-controller-manager runs here, so owner-reference garbage
 	// collection never happens: what removes the generated policies is the
 	// controller itself (finalizer) when it returns.
-	if err := ctrl.start(argv); err != nil {
+	if err := ctrl.Start(argv...); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
@@ -176,17 +175,17 @@ func TestS11Load(t *testing.T) {
 	}
 	initialReady := time.Since(readyStart)
 	t.Logf("%d intents over %d pods Ready %s after their creation; the churn starts", intents, podsN, initialReady.Round(time.Second))
-	procs := []proc{agent("node-1"), agent("node-2"), {c: cl, name: "controller"}}
+	procs := []proc{agent("node-1"), agent("node-2"), {cl.Process("controller", "")}}
 	rss := map[string][]int{}
 	sample := func() {
 		for _, p := range procs {
-			rss[p.name] = append(rss[p.name], p.rssKiB()/1024)
+			rss[p.Name] = append(rss[p.Name], p.rssKiB()/1024)
 		}
 	}
 	sample()
 	// CPU during the churn, of every process of the cluster: on two
 	// shared cores, one process's appetite is everyone's latency.
-	cpuProcs := append(slices.Clone(procs), proc{c: cl, name: "kube-apiserver"}, proc{c: cl, name: "etcd"}, proc{c: cl, name: "apiproxy"})
+	cpuProcs := append(slices.Clone(procs), proc{cl.Process("kube-apiserver", "")}, proc{cl.Process("etcd", "")}, proc{cl.Process("apiproxy", "")})
 	cpuBefore := make([]float64, len(cpuProcs))
 	for i, p := range cpuProcs {
 		cpuBefore[i] = p.cpuSeconds()
@@ -237,7 +236,7 @@ func TestS11Load(t *testing.T) {
 	churnRate := float64(events) / churnTime.Seconds()
 	cpuShare := map[string]string{}
 	for i, p := range cpuProcs {
-		cpuShare[p.name] = fmt.Sprintf("%.2f", (p.cpuSeconds()-cpuBefore[i])/churnTime.Seconds())
+		cpuShare[p.Name] = fmt.Sprintf("%.2f", (p.cpuSeconds()-cpuBefore[i])/churnTime.Seconds())
 	}
 	latFigs := lat.stop()
 	want := make([]int32, intents)
@@ -268,7 +267,7 @@ func TestS11Load(t *testing.T) {
 		figs["rssMiB-"+name] = series
 	}
 	for _, p := range procs {
-		figs["logErrors-"+p.name] = countErrors(filepath.Join(cl.Dir, "logs", p.name+".log"))
+		figs["logErrors-"+p.Name] = countErrors(p.LogFile())
 	}
 	r.Figures = figs
 	r.Notes = append(r.Notes,

@@ -11,13 +11,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/vishvananda/netns"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -29,6 +27,7 @@ import (
 	"github.com/palisade-dev/palisade/dataplane/render"
 	"github.com/palisade-dev/palisade/internal/kubeassets"
 	"github.com/palisade-dev/palisade/internal/localcluster"
+	"github.com/palisade-dev/palisade/internal/netns"
 	"github.com/palisade-dev/palisade/internal/policy"
 )
 
@@ -220,37 +219,7 @@ func nodeByName(name string) localcluster.NodeState {
 }
 
 func agent(node string) proc {
-	return proc{c: cl, name: "agent-" + node, ns: nodeByName(node).Netns}
-}
-
-func inNetns(name string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
-		target, err := netns.GetFromName(name)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			errc <- err
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			errc <- err
-			return // the thread stays locked and dies
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
+	return proc{cl.AgentProcess(nodeByName(node))}
 }
 
 // agentReady tells whether the node's agent answers /readyz with 200.
@@ -258,13 +227,8 @@ func agentReady(node string) bool {
 	ns := nodeByName(node).Netns
 	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{
 		DisableKeepAlives: true,
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			var c net.Conn
-			err := inNetns(ns, func() (err error) {
-				c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
-				return err
-			})
-			return c, err
+		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return netns.Dial(ctx, ns, addr)
 		},
 	}}
 	resp, err := hc.Get("http://" + cl.State.AgentHealthAddress + "/readyz")
@@ -290,7 +254,7 @@ func waitAgentReady(t *testing.T, node string, timeout time.Duration) time.Durat
 
 // kernelTable is `nft list table inet palisade` of a node ("" when absent).
 func kernelTable(node string) string {
-	out, err := exec.Command("ip", "netns", "exec", nodeByName(node).Netns, "nft", "list", "table", "inet", render.TableName).CombinedOutput()
+	out, err := netns.Command(nodeByName(node).Netns, "nft", "list", "table", "inet", render.TableName).CombinedOutput()
 	if err != nil {
 		return ""
 	}
@@ -322,21 +286,15 @@ func desiredTable(t *testing.T, node string) string {
 		in.Policies = append(in.Policies, &npList.Items[i])
 	}
 	st := policy.Compute(in)
-	name := fmt.Sprintf("prl-scratch-%d", os.Getpid())
-	_ = exec.Command("ip", "netns", "del", name).Run()
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("scratch netns: %v\n%s", err, out)
-	}
-	defer exec.Command("ip", "netns", "del", name).Run()
-	h, err := netns.GetFromName(name)
+	scratch, err := netns.NewSet("prl").Create(fmt.Sprintf("scratch-%d", os.Getpid()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close()
-	if _, err := nft.New(nft.WithNetNSFd(int(h))).Sync(ctx, &st); err != nil {
+	defer func() { _ = scratch.Delete() }()
+	if _, err := nft.New(nft.WithNetNSFd(scratch.Fd)).Sync(ctx, &st); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("ip", "netns", "exec", name, "nft", "list", "table", "inet", render.TableName).CombinedOutput()
+	out, err := scratch.Exec("nft", "list", "table", "inet", render.TableName)
 	if err != nil {
 		t.Fatalf("list scratch table: %v\n%s", err, out)
 	}
@@ -355,21 +313,71 @@ type result struct {
 	Duration string         `json:"duration"`
 }
 
-// record writes r when the test ends, with the outcome the test had.
+// record writes r when the test ends, with the outcome the test had: a
+// skipped test is recorded as not run and fails.
 func record(t *testing.T, r *result) {
 	start := time.Now()
 	t.Cleanup(func() {
 		r.Quick = quick
 		r.Duration = time.Since(start).Round(time.Second).String()
-		if r.Outcome == "" {
+		switch {
+		case t.Skipped():
+			// A scenario that did not run shows nothing: never a pass.
+			r.Outcome = "not-run"
+			t.Errorf("scenario %s did not run: a skipped scenario fails the run", r.ID)
+		case t.Failed():
+			r.Outcome = "fail"
+		default:
 			r.Outcome = "pass"
-			if t.Failed() {
-				r.Outcome = "fail"
-			}
 		}
 		b, _ := json.MarshalIndent(r, "", "  ")
 		_ = os.WriteFile(filepath.Join(outDir, r.ID+".json"), b, 0o644)
 	})
 }
 
-func itoa(i int) string { return strconv.Itoa(i) }
+// restoredLine is what an agent logs once it has programmed its saved state
+// at start-up.
+const restoredLine = "restored the last synced state"
+
+// stateFile is the --state-file of node's running agent: the agent saves
+// each changed state there after committing it and cutting the connections
+// it denies, and its first state after every start.
+func stateFile(t *testing.T, node string) string {
+	t.Helper()
+	argv, err := agent(node).cmdline()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, arg := range argv {
+		if v, ok := strings.CutPrefix(arg, "--state-file="); ok {
+			return v
+		}
+	}
+	t.Fatalf("%s's agent runs without --state-file", node)
+	return ""
+}
+
+// stateSaved is when node's agent last saved its state (zero if never).
+func stateSaved(t *testing.T, node string) time.Time {
+	t.Helper()
+	fi, err := os.Stat(stateFile(t, node))
+	if err != nil {
+		return time.Time{}
+	}
+	return fi.ModTime()
+}
+
+// waitStateSaved waits until node's agent has saved its state after prev
+// and returns when it did.
+func waitStateSaved(t *testing.T, node string, prev time.Time, timeout time.Duration) time.Time {
+	t.Helper()
+	path := stateFile(t, node)
+	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+		if fi, err := os.Stat(path); err == nil && fi.ModTime().After(prev) {
+			return fi.ModTime()
+		}
+		if time.Since(start) > timeout {
+			t.Fatalf("%s's agent saved no state within %s", node, timeout)
+		}
+	}
+}

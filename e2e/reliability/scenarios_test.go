@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -25,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/palisade-dev/palisade/dataplane/render"
+	"github.com/palisade-dev/palisade/internal/netns"
 )
 
 func pick[T any](full, q T) T {
@@ -115,10 +115,10 @@ func TestS01CrashMidUpdate(t *testing.T) {
 			})
 		}()
 		time.Sleep(time.Duration(rand.IntN(1500)) * time.Millisecond)
-		if err := a.stop(syscall.SIGKILL); err != nil {
+		if err := a.Stop(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		if err := a.start(argv); err != nil {
+		if err := a.Start(argv...); err != nil {
 			t.Fatal(err)
 		}
 		ready = append(ready, waitAgentReady(t, "node-1", 60*time.Second))
@@ -158,7 +158,7 @@ func mean(ds []time.Duration) time.Duration {
 func echoServer(t *testing.T, pod string) {
 	var l net.Listener
 	var pc net.PacketConn
-	if err := inNetns(pods[pod].Netns, func() (err error) {
+	if err := netns.Do(pods[pod].Netns, func() (err error) {
 		if l, err = net.Listen("tcp", fmt.Sprintf(":%d", echoTCP)); err != nil {
 			return err
 		}
@@ -191,7 +191,7 @@ func echoServer(t *testing.T, pod string) {
 
 func dialEcho(t *testing.T, from, to string) (tcp, udp net.Conn) {
 	dst := pods[to].IP.String()
-	if err := inNetns(pods[from].Netns, func() (err error) {
+	if err := netns.Do(pods[from].Netns, func() (err error) {
 		if tcp, err = net.DialTimeout("tcp", net.JoinHostPort(dst, fmt.Sprint(echoTCP)), 2*time.Second); err != nil {
 			return err
 		}
@@ -251,14 +251,17 @@ func TestS02GracefulRestart(t *testing.T) {
 			} else {
 				argv[0] = next
 			}
-			if err := a.stop(syscall.SIGTERM); err != nil {
+			saved := stateSaved(t, node)
+			if err := a.Stop(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
 			}
-			if err := a.start(argv); err != nil {
+			if err := a.Start(argv...); err != nil {
 				t.Fatal(err)
 			}
 			ready = append(ready, waitAgentReady(t, node, 60*time.Second))
-			time.Sleep(500 * time.Millisecond)
+			// The new agent's first sync cuts what its state denies, then
+			// saves the state: only then has the connection survived.
+			waitStateSaved(t, node, saved, 30*time.Second)
 			if echoes(tcp) {
 				survived++
 			}
@@ -288,15 +291,7 @@ func TestS03ColdStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stateFile := ""
-	for _, arg := range argv {
-		if v, ok := strings.CutPrefix(arg, "--state-file="); ok {
-			stateFile = v
-		}
-	}
-	if stateFile == "" {
-		t.Fatal("node-1's agent runs without --state-file: the scenario needs to remove it")
-	}
+	statePath := stateFile(t, "node-1")
 	// x/c -> x/a TCP and UDP 80 (denied, both on node-1); x/b -> x/a TCP 80
 	// (allowed, from node-2).
 	denied, deniedPairs, allowed := pairs[3], []pair{pairs[3], pairs[4]}, pairs[0]
@@ -304,15 +299,15 @@ func TestS03ColdStart(t *testing.T) {
 	var withoutAgent, reachable, coldSeen, deniedProbes int
 	rounds := pick(5, 3)
 	for round := 0; round < rounds; round++ {
-		if err := a.stop(syscall.SIGTERM); err != nil {
+		if err := a.Stop(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
 		// A new node: no table, and no state file to restore (uninstall
 		// removes the one its --state-file names).
-		if out, err := exec.Command("ip", "netns", "exec", a.ns, argv[0], "uninstall", "--backend=nftables", "--state-file="+stateFile).CombinedOutput(); err != nil {
+		if out, err := netns.Command(a.Netns, argv[0], "uninstall", "--backend=nftables", "--state-file="+statePath).CombinedOutput(); err != nil {
 			t.Fatalf("agent uninstall: %v\n%s", err, out)
 		}
-		if _, err := os.Stat(stateFile); !os.IsNotExist(err) {
+		if _, err := os.Stat(statePath); !os.IsNotExist(err) {
 			t.Fatalf("the state file survived agent uninstall: %v", err)
 		}
 		// Without an agent nothing isolates node-1's pods: the denied pair
@@ -321,7 +316,7 @@ func TestS03ColdStart(t *testing.T) {
 			withoutAgent++
 		}
 		start := time.Now()
-		if err := a.start(argv); err != nil {
+		if err := a.Start(argv...); err != nil {
 			t.Fatal(err)
 		}
 		// The agent's first act, before it needs the API server: the
@@ -420,19 +415,19 @@ func TestS04APIServerOutage(t *testing.T) {
 	outage := pick(5*time.Minute, 45*time.Second)
 	r := &result{ID: "04", Title: "API server unreachable", Measured: fmt.Sprintf("kube-apiserver stopped (SIGSTOP, like docker pause) for %s; node-2's agent restarted during the outage; kernel tables, agent crashes, catch-up after SIGCONT", outage)}
 	record(t, r)
-	api := proc{c: cl, name: "kube-apiserver"}
+	api := proc{cl.Process("kube-apiserver", "")}
 	// Compared canonically: the restarted agent restores its state file
 	// with a full rebuild, which lists the same table in another order.
 	before := map[string]string{"node-1": canonicalTable(kernelTable("node-1")), "node-2": canonicalTable(kernelTable("node-2"))}
-	pid1, _, _ := agent("node-1").pid()
+	pid1, _, _ := agent("node-1").PID()
 	pr := startProber()
-	if err := api.signal(syscall.SIGSTOP); err != nil {
+	if err := api.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	resumed := false
 	resume := func() {
 		if !resumed {
-			_ = api.signal(syscall.SIGCONT)
+			_ = api.Signal(syscall.SIGCONT)
 			resumed = true
 		}
 	}
@@ -443,17 +438,27 @@ func TestS04APIServerOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a2.stop(syscall.SIGTERM); err != nil {
+	if err := a2.Stop(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if err := a2.start(argv); err != nil {
+	restores := strings.Count(a2.log(t), restoredLine)
+	if err := a2.Start(argv...); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(outage / 2)
+	// The rest of the outage, once the restarted agent has programmed its
+	// saved state: the tables must then still be what they were.
+	restoredAt := time.Now()
+	for strings.Count(a2.log(t), restoredLine) == restores {
+		if time.Since(restoredAt) > outage/2 {
+			t.Fatalf("node-2's agent did not log %q within %s of its restart", restoredLine, outage/2)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(outage/2 - time.Since(restoredAt))
 	restartedReadyDuringOutage := agentReady("node-2")
 	unchanged := canonicalTable(kernelTable("node-1")) == before["node-1"] && canonicalTable(kernelTable("node-2")) == before["node-2"]
-	pidNow, _, _ := agent("node-1").pid()
-	alive := agent("node-1").alive() && pidNow == pid1 && a2.alive()
+	pidNow, _, _ := agent("node-1").PID()
+	alive := agent("node-1").Alive() && pidNow == pid1 && a2.Alive()
 	resume()
 	t0 := time.Now()
 	node2Ready := waitAgentReady(t, "node-2", 60*time.Second)
@@ -525,13 +530,13 @@ func TestS05StaleState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.stop(syscall.SIGTERM); err != nil {
+	if err := a.Stop(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if err := parallel(n, 8, func(i int) error { return cl.Client.Delete(ctx, mk(i)) }); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.start(argv); err != nil {
+	if err := a.Start(argv...); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
@@ -550,12 +555,6 @@ func TestS05StaleState(t *testing.T) {
 func TestS06ConnectionCut(t *testing.T) {
 	r := &result{ID: "06", Title: "Policy tightened under a live connection", Measured: "established TCP connection and UDP flow x/b -> x/a; the policy drops their ports: both stop within 5s (conntrack entry cut); loosening or removing a policy cuts nothing"}
 	record(t, r)
-	out, _ := exec.Command(filepath.Join(binDir, "agent"), "--help").CombinedOutput()
-	if !strings.Contains(string(out), "keep-established-connections") {
-		r.Outcome = "not-run"
-		r.Notes = append(r.Notes, "the agent has no --keep-established-connections flag yet: dataplane/conntrack (Cutter.Cut) is not wired into the agent; its kernel test (TestCutKernel) covers the cut itself")
-		t.Skip("agent has no --keep-established-connections flag: dataplane/conntrack not wired into the agent yet")
-	}
 	echoServer(t, "x/a")
 	ctx := context.Background()
 	tcp, udp := dialEcho(t, "x/b", "x/a")
@@ -563,16 +562,20 @@ func TestS06ConnectionCut(t *testing.T) {
 		t.Fatal("echo flows do not work before the change")
 	}
 	// Loosen (every port from x/b) then back: nothing is cut.
+	// Each change is judged once x/a's agent has committed it, cut what
+	// it denies and saved it.
+	node := pods["x/a"].Node
+	saved := stateSaved(t, node)
 	loose := basePolicy()
 	if err := cl.Client.Update(ctx, withRV(ctx, t, loose)); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * time.Second)
+	saved = waitStateSaved(t, node, saved, 30*time.Second)
 	keptLoosened := echoes(tcp) && echoes(udp)
 	if err := cl.Client.Update(ctx, withRV(ctx, t, basePolicy(basePorts()...))); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * time.Second)
+	waitStateSaved(t, node, saved, 30*time.Second)
 	keptRestored := echoes(tcp) && echoes(udp)
 	time.Sleep(300 * time.Millisecond) // idle connection: see docs (mid-stream pickup)
 	start := time.Now()

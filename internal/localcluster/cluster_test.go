@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/palisade-dev/palisade/internal/kubeassets"
+	"github.com/palisade-dev/palisade/internal/netns"
 	"github.com/palisade-dev/palisade/internal/testenv"
 )
 
@@ -59,8 +60,8 @@ func TestClusterLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Netns != "pfw-x-a" || !netnsExists(a.Netns) {
-		t.Errorf("pod x/a netns = %q (exists %v), want pfw-x-a", a.Netns, netnsExists(a.Netns))
+	if a.Netns != "pfw-x-a" || !netns.Exists(a.Netns) {
+		t.Errorf("pod x/a netns = %q (exists %v), want pfw-x-a", a.Netns, netns.Exists(a.Netns))
 	}
 	var obj corev1.Pod
 	if err := c.Client.Get(ctx, client.ObjectKey{Namespace: "x", Name: "b"}, &obj); err != nil {
@@ -82,7 +83,7 @@ func TestClusterLifecycle(t *testing.T) {
 	if err := c.DeletePod(ctx, "x", "b"); err != nil {
 		t.Fatal(err)
 	}
-	if netnsExists(b.Netns) {
+	if netns.Exists(b.Netns) {
 		t.Errorf("netns %s survived the pod", b.Netns)
 	}
 	if err := c.Client.Get(ctx, client.ObjectKey{Namespace: "x", Name: "b"}, &obj); !apierrors.IsNotFound(err) {
@@ -111,7 +112,7 @@ func TestClusterLifecycle(t *testing.T) {
 	down()
 	down() // idempotent
 	for _, ns := range recorded {
-		if netnsExists(ns) {
+		if netns.Exists(ns) {
 			t.Errorf("netns %s left after down", ns)
 		}
 	}

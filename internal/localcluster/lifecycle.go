@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/palisade-dev/palisade/internal/netns"
 )
 
 // Up brings a local cluster up: control plane, CRDs, nodes, API proxy,
@@ -158,7 +160,7 @@ func (c *Cluster) Down() error {
 	// Pods before nodes before the fabric: deleting a pod's namespace
 	// deletes its veth, deleting a node's deletes its routes and tables.
 	for i := len(nss) - 1; i >= 0; i-- {
-		errs = append(errs, deleteNetns(nss[i]))
+		errs = append(errs, netns.Delete(nss[i]))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err

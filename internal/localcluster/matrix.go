@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/palisade-dev/palisade/internal/localcluster/probe"
+	"github.com/palisade-dev/palisade/internal/netns"
 )
 
 // Port is a port and protocol a pod serves.
@@ -130,7 +131,7 @@ func (m Matrix) Observe(ctx context.Context) Truth {
 // checks that the intended pod answered. DNS servers get a DNS query.
 func ProbeOnce(from, to *Pod, port Port, timeout time.Duration) error {
 	addr := netip.AddrPortFrom(to.IP, uint16(port.Port))
-	return inNetns(from.Netns, func() error {
+	return netns.Do(from.Netns, func() error {
 		if to.DNS {
 			_, err := probe.ProbeDNS(probe.Protocol(port.Protocol), addr, probe.PodRecord(from.IP, from.Namespace), timeout)
 			return err

@@ -3,7 +3,6 @@ package localcluster
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -14,10 +13,11 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/palisade-dev/palisade/internal/netns"
 )
 
 const (
@@ -33,29 +33,17 @@ const (
 	ReportInterval = time.Second
 )
 
-// nlHandle opens a netlink handle inside a named namespace.
-func nlHandle(ns string) (*netlink.Handle, error) {
-	h, err := netns.GetFromName(ns)
-	if err != nil {
-		return nil, fmt.Errorf("open netns %s: %w", ns, err)
-	}
-	defer func() { _ = h.Close() }()
-	nl, err := netlink.NewHandleAt(h)
-	if err != nil {
-		return nil, fmt.Errorf("netlink in %s: %w", ns, err)
-	}
-	return nl, nil
-}
-
 func (c *Cluster) createFabric() error {
 	ns := c.fabricNetns()
 	if err := c.recordNetns(ns); err != nil {
 		return err
 	}
-	if err := createNetns(ns); err != nil {
+	fabric, err := netns.Create(ns)
+	if err != nil {
 		return err
 	}
-	nl, err := nlHandle(ns)
+	defer func() { _ = fabric.Close() }()
+	nl, err := fabric.Netlink()
 	if err != nil {
 		return err
 	}
@@ -80,19 +68,21 @@ func (c *Cluster) createNode(i, total int) (NodeState, error) {
 	if err := c.recordNetns(n.Netns); err != nil {
 		return n, err
 	}
-	if err := createNetns(n.Netns); err != nil {
-		return n, err
-	}
-	fab, err := nlHandle(c.fabricNetns())
-	if err != nil {
-		return n, err
-	}
-	defer fab.Close()
-	nodeNS, err := netns.GetFromName(n.Netns)
+	nodeNS, err := netns.Create(n.Netns)
 	if err != nil {
 		return n, err
 	}
 	defer func() { _ = nodeNS.Close() }()
+	fabric, err := netns.Open(c.fabricNetns())
+	if err != nil {
+		return n, err
+	}
+	defer func() { _ = fabric.Close() }()
+	fab, err := fabric.Netlink()
+	if err != nil {
+		return n, err
+	}
+	defer fab.Close()
 	br, err := fab.LinkByName(fabricBridge)
 	if err != nil {
 		return n, err
@@ -101,7 +91,7 @@ func (c *Cluster) createNode(i, total int) (NodeState, error) {
 	veth := &netlink.Veth{
 		LinkAttrs:     netlink.LinkAttrs{Name: port, MasterIndex: br.Attrs().Index},
 		PeerName:      "eth0",
-		PeerNamespace: netlink.NsFd(nodeNS),
+		PeerNamespace: netlink.NsFd(nodeNS.Fd),
 	}
 	if err := fab.LinkAdd(veth); err != nil {
 		return n, fmt.Errorf("add fabric link for %s: %w", n.Name, err)
@@ -109,7 +99,7 @@ func (c *Cluster) createNode(i, total int) (NodeState, error) {
 	if err := fab.LinkSetUp(veth); err != nil {
 		return n, err
 	}
-	nl, err := nlHandle(n.Netns)
+	nl, err := nodeNS.Netlink()
 	if err != nil {
 		return n, err
 	}
@@ -137,10 +127,7 @@ func (c *Cluster) createNode(i, total int) (NodeState, error) {
 			return n, fmt.Errorf("route to %s on %s: %w", dst, n.Name, err)
 		}
 	}
-	if err := setSysctl(n.Netns, "net.ipv4.ip_forward", "1"); err != nil {
-		return n, err
-	}
-	return n, nil
+	return n, netns.MakeNode(nodeNS)
 }
 
 // registerNode creates the Node object and marks it Ready, as a kubelet would.
@@ -183,7 +170,7 @@ func (c *Cluster) startAPIProxy() error {
 	}
 	for _, n := range c.State.Nodes {
 		if err := waitFor(10*time.Second, "the API proxy on "+n.Name, func() error {
-			conn, err := dialInNetns(context.Background(), n.Netns, addr)
+			conn, err := netns.Dial(context.Background(), n.Netns, addr)
 			if err != nil {
 				return err
 			}
@@ -202,12 +189,8 @@ func (c *Cluster) startAPIProxy() error {
 func RunAPIProxy(ctx context.Context, target, listen string, namespaces []string) error {
 	var ls []net.Listener
 	for _, ns := range namespaces {
-		var l net.Listener
-		if err := inNetns(ns, func() error {
-			var err error
-			l, err = net.Listen("tcp", listen)
-			return err
-		}); err != nil {
+		l, err := netns.Listen(ns, listen)
+		if err != nil {
 			return fmt.Errorf("listen in %s: %w", ns, err)
 		}
 		ls = append(ls, l)
@@ -217,13 +200,7 @@ func RunAPIProxy(ctx context.Context, target, listen string, namespaces []string
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
-				in, err := l.Accept()
-				if err != nil {
-					return
-				}
-				go forward(in, target)
-			}
+			netns.Forward(l, target)
 		}()
 	}
 	<-ctx.Done()
@@ -232,20 +209,6 @@ func RunAPIProxy(ctx context.Context, target, listen string, namespaces []string
 	}
 	wg.Wait()
 	return nil
-}
-
-func forward(in net.Conn, target string) {
-	defer func() { _ = in.Close() }()
-	out, err := net.DialTimeout("tcp", target, 5*time.Second)
-	if err != nil {
-		return
-	}
-	defer func() { _ = out.Close() }()
-	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(out, in); _ = out.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(in, out); _ = in.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
-	<-done
-	<-done
 }
 
 func (c *Cluster) agentName(n NodeState) string { return "agent-" + n.Name }
@@ -274,7 +237,7 @@ func (c *Cluster) startAgent(n NodeState) error {
 // DialNode opens a TCP connection from inside a node's network namespace,
 // e.g. to the agent's Hubble API on the node's loopback.
 func (c *Cluster) DialNode(ctx context.Context, n NodeState, addr string) (net.Conn, error) {
-	return dialInNetns(ctx, n.Netns, addr)
+	return netns.Dial(ctx, n.Netns, addr)
 }
 
 // WaitAgentsReady waits until every agent's /readyz answers 200 (after its
@@ -283,7 +246,7 @@ func (c *Cluster) WaitAgentsReady(timeout time.Duration) error {
 	for _, n := range c.State.Nodes {
 		hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
 			DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
-				return dialInNetns(ctx, n.Netns, addr)
+				return netns.Dial(ctx, n.Netns, addr)
 			},
 		}}
 		if err := waitFor(timeout, "the agent on "+n.Name+" to be ready", func() error {
@@ -296,16 +259,4 @@ func (c *Cluster) WaitAgentsReady(timeout time.Duration) error {
 		}
 	}
 	return nil
-}
-
-// RestartAgent stops and starts the agent of a node (rules stay in the kernel
-// meanwhile: the agent fails closed).
-func (c *Cluster) RestartAgent(n NodeState) error {
-	if err := c.stopProcess(c.agentName(n), 5*time.Second); err != nil {
-		return err
-	}
-	if err := c.startAgent(n); err != nil {
-		return err
-	}
-	return c.WaitAgentsReady(60 * time.Second)
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -14,21 +13,17 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/palisade-dev/palisade/internal/netns"
 )
 
 const (
 	// NetnsAnnotation on a Pod names its network namespace.
 	NetnsAnnotation = "local-cluster.palisade.dev/netns"
-	// gatewayIP is the link-local next hop every pod routes through; the node
-	// side of the veth answers for it (proxy ARP, plus a static neighbour
-	// entry so the first packet does not wait for ARP), as Calico does.
-	gatewayIP = "169.254.1.1"
 	// DNSPort is what cluster-dns serves on.
 	DNSPort = 53
 )
@@ -202,68 +197,18 @@ func (c *Cluster) wirePod(node NodeState, pod *Pod) error {
 	if err := c.recordNetns(pod.Netns); err != nil {
 		return err
 	}
-	if err := createNetns(pod.Netns); err != nil {
-		return err
-	}
-	podNS, err := netns.GetFromName(pod.Netns)
+	podNS, err := netns.Create(pod.Netns)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = podNS.Close() }()
-	nodeNL, err := nlHandle(node.Netns)
+	nodeNS, err := netns.Open(node.Netns)
 	if err != nil {
 		return err
 	}
-	defer nodeNL.Close()
-	hostName := hostVethName(pod.Namespace, pod.Name)
-	veth := &netlink.Veth{
-		LinkAttrs:     netlink.LinkAttrs{Name: hostName},
-		PeerName:      "eth0",
-		PeerNamespace: netlink.NsFd(podNS),
-	}
-	if err := nodeNL.LinkAdd(veth); err != nil {
-		return fmt.Errorf("add veth for %s: %w", pod.Key(), err)
-	}
-	host, err := nodeNL.LinkByName(hostName)
-	if err != nil {
-		return err
-	}
-	if err := setSysctl(node.Netns, "net.ipv4.conf."+hostName+".proxy_arp", "1"); err != nil {
-		return err
-	}
-	if err := nodeNL.LinkSetUp(host); err != nil {
-		return err
-	}
-	podHost := &net.IPNet{IP: pod.IP.AsSlice(), Mask: net.CIDRMask(32, 32)}
-	if err := nodeNL.RouteAdd(&netlink.Route{LinkIndex: host.Attrs().Index, Dst: podHost, Scope: netlink.SCOPE_LINK}); err != nil {
-		return fmt.Errorf("route to %s: %w", pod.Key(), err)
-	}
-	podNL, err := nlHandle(pod.Netns)
-	if err != nil {
-		return err
-	}
-	defer podNL.Close()
-	eth0, err := podNL.LinkByName("eth0")
-	if err != nil {
-		return err
-	}
-	if err := podNL.AddrAdd(eth0, &netlink.Addr{IPNet: podHost}); err != nil {
-		return fmt.Errorf("address %s: %w", pod.Key(), err)
-	}
-	if err := podNL.LinkSetUp(eth0); err != nil {
-		return err
-	}
-	gw := net.ParseIP(gatewayIP)
-	if err := podNL.NeighAdd(&netlink.Neigh{
-		LinkIndex: eth0.Attrs().Index, State: netlink.NUD_PERMANENT, IP: gw, HardwareAddr: host.Attrs().HardwareAddr,
-	}); err != nil {
-		return fmt.Errorf("gateway neighbour of %s: %w", pod.Key(), err)
-	}
-	if err := podNL.RouteAdd(&netlink.Route{LinkIndex: eth0.Attrs().Index, Dst: &net.IPNet{IP: gw, Mask: net.CIDRMask(32, 32)}, Scope: netlink.SCOPE_LINK}); err != nil {
-		return err
-	}
-	if err := podNL.RouteAdd(&netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: gw}); err != nil {
-		return fmt.Errorf("default route of %s: %w", pod.Key(), err)
+	defer func() { _ = nodeNS.Close() }()
+	if err := netns.AddPod(nodeNS, podNS, hostVethName(pod.Namespace, pod.Name), pod.IP); err != nil {
+		return fmt.Errorf("wire pod %s: %w", pod.Key(), err)
 	}
 	return nil
 }
@@ -316,7 +261,7 @@ func (c *Cluster) DeletePod(ctx context.Context, namespace, name string) error {
 	errs = append(errs, c.stopProcess(c.podProcess(namespace, name), 2*time.Second))
 	_ = os.Remove(filepath.Join(c.Dir, "pids", c.podProcess(namespace, name)+".ready"))
 	killNetnsProcesses(ns)
-	errs = append(errs, deleteNetns(ns), c.forgetNetns(ns))
+	errs = append(errs, netns.Delete(ns), c.forgetNetns(ns))
 	obj := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}
 	if err := c.Client.Delete(ctx, obj, client.GracePeriodSeconds(0)); err != nil && !apierrors.IsNotFound(err) {
 		errs = append(errs, fmt.Errorf("delete pod %s/%s: %w", namespace, name, err))

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/palisade-dev/palisade/internal/netns"
 )
 
 // The cluster's processes (etcd, kube-apiserver, controller, agents, the API
@@ -29,17 +31,15 @@ func (c *Cluster) startProcess(name, ns string, args ...string) (int, error) {
 			return 0, err
 		}
 	}
-	argv := args
-	if ns != "" {
-		// `ip netns exec` execs the program, so the pid is the program's.
-		argv = append([]string{"ip", "netns", "exec", ns}, args...)
-	}
 	logf, err := os.OpenFile(c.logFile(name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return 0, err
 	}
 	defer func() { _ = logf.Close() }()
-	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd := exec.Command(args[0], args[1:]...)
+	if ns != "" {
+		cmd = netns.Command(ns, args...)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -113,6 +113,11 @@ func (c *Cluster) stopProcess(name string, grace time.Duration) error {
 
 func terminate(pid int, program string, grace time.Duration) {
 	_ = syscall.Kill(pid, syscall.SIGTERM)
+	awaitExit(pid, program, grace)
+}
+
+// awaitExit waits until the process has exited, sending SIGKILL after grace.
+func awaitExit(pid int, program string, grace time.Duration) {
 	deadline := time.Now().Add(grace)
 	for time.Now().Before(deadline) {
 		if !processAlive(pid, program) {
@@ -135,10 +140,67 @@ func (c *Cluster) processRunning(name string) bool {
 // killNetnsProcesses kills whatever still runs in one of our namespaces
 // (all of it was started by this harness).
 func killNetnsProcesses(ns string) {
-	for _, pid := range netnsPIDs(ns) {
+	for _, pid := range netns.PIDs(ns) {
 		if pid == os.Getpid() {
 			continue
 		}
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
+}
+
+// Process is one of the cluster's processes, known by the name of its pid
+// file (etcd, kube-apiserver, controller, apiproxy, agent-node-1, ...), for
+// tests that signal, stop and restart it.
+type Process struct {
+	c    *Cluster
+	Name string
+	// Netns is the network namespace it runs in ("" for the root one).
+	Netns string
+}
+
+// Process returns the process whose pid file is name, running in netns.
+func (c *Cluster) Process(name, netns string) Process {
+	return Process{c: c, Name: name, Netns: netns}
+}
+
+// AgentProcess is the agent of node n.
+func (c *Cluster) AgentProcess(n NodeState) Process { return c.Process(c.agentName(n), n.Netns) }
+
+// PID reads the process's pid file: its pid and program.
+func (p Process) PID() (int, string, error) { return readPidFile(p.c.pidFile(p.Name)) }
+
+// Alive reports whether the process runs.
+func (p Process) Alive() bool { return p.c.processRunning(p.Name) }
+
+// LogFile is where the process's output goes, across restarts.
+func (p Process) LogFile() string { return p.c.logFile(p.Name) }
+
+// Signal sends sig to the process.
+func (p Process) Signal(sig syscall.Signal) error {
+	pid, _, err := p.PID()
+	if err != nil {
+		return err
+	}
+	return syscall.Kill(pid, sig)
+}
+
+// Stop sends sig and waits until the process has exited (SIGKILL after
+// 10s). Its pid file stays, for Start to rewrite.
+func (p Process) Stop(sig syscall.Signal) error {
+	pid, program, err := p.PID()
+	if err != nil {
+		return err
+	}
+	if err := syscall.Kill(pid, sig); err != nil {
+		return err
+	}
+	awaitExit(pid, program, 10*time.Second)
+	return nil
+}
+
+// Start runs argv as the process, detached like the cluster starts it, in
+// its namespace, and rewrites its pid file.
+func (p Process) Start(argv ...string) error {
+	_, err := p.c.startProcess(p.Name, p.Netns, argv...)
+	return err
 }

@@ -18,15 +18,6 @@ import (
 	"github.com/palisade-dev/palisade/internal/kubeassets"
 )
 
-// RequireRoot skips the test, saying why, when it cannot program the kernel.
-// CI runs as root, so there every such test runs.
-func RequireRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces and program netfilter; CI runs as root (make test)")
-	}
-}
-
 // Start runs a kube-apiserver with Palisade's CRDs installed and returns its
 // config. The server is stopped when the test ends.
 func Start(t testing.TB) *rest.Config {

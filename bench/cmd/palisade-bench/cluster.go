@@ -21,8 +21,8 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/palisade-dev/palisade/bench/internal/netenv"
 	"github.com/palisade-dev/palisade/internal/localcluster"
+	"github.com/palisade-dev/palisade/internal/netns"
 )
 
 // Measurements 1, 6 and 7 run on the local cluster of internal/localcluster (a real
@@ -289,20 +289,8 @@ func writesBetween(before, after map[string]float64) (total float64, by map[stri
 func scrape(ctx context.Context, ns, url string) ([]promSample, error) {
 	tr := &http.Transport{}
 	if ns != "" {
-		n, closeNS, err := netenv.Named(ns)
-		if err != nil {
-			return nil, err
-		}
-		defer closeNS()
-		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			var conn net.Conn
-			err := n.Do(func() error {
-				var d net.Dialer
-				var err error
-				conn, err = d.DialContext(ctx, network, addr)
-				return err
-			})
-			return conn, err
+		tr.DialContext = func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return netns.Dial(ctx, ns, addr)
 		}
 	}
 	defer tr.CloseIdleConnections()

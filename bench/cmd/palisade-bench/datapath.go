@@ -63,7 +63,7 @@ func measureDatapath(ctx context.Context, cfg *config, res *Results) error {
 	if _, err := exec.LookPath("iperf3"); err != nil {
 		return fmt.Errorf("iperf3 not installed (hack/bench.sh installs it)")
 	}
-	env := &netenv.Env{}
+	env := netenv.New()
 	defer func() { _ = env.Close() }()
 	node, err := env.NewNode("dp-node")
 	if err != nil {

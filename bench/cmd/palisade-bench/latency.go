@@ -21,6 +21,7 @@ import (
 	"github.com/palisade-dev/palisade/bench/internal/netenv"
 	"github.com/palisade-dev/palisade/bench/stats"
 	"github.com/palisade-dev/palisade/internal/localcluster"
+	"github.com/palisade-dev/palisade/internal/netns"
 )
 
 // Measurement 1: intent → enforced latency on the local cluster. A client
@@ -68,13 +69,13 @@ type prober struct {
 }
 
 func startProber(netnsName string, dst netip.AddrPort) (*prober, error) {
-	ns, closeNS, err := netenv.Named(netnsName)
+	ns, err := netns.Open(netnsName)
 	if err != nil {
 		return nil, err
 	}
 	p := &prober{stopc: make(chan struct{}), done: make(chan error, 1)}
 	go func() {
-		defer closeNS()
+		defer func() { _ = ns.Close() }()
 		p.done <- ns.Do(func() error {
 			for {
 				select {

@@ -16,6 +16,7 @@ import (
 	"github.com/palisade-dev/palisade/bench/stats"
 	"github.com/palisade-dev/palisade/dataplane/nft"
 	"github.com/palisade-dev/palisade/dataplane/render"
+	"github.com/palisade-dev/palisade/internal/netns"
 	"github.com/palisade-dev/palisade/internal/policy"
 	"github.com/palisade-dev/palisade/internal/synth"
 )
@@ -41,7 +42,7 @@ func ms(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }
 // measureSync is measurements 2 and 3: the agent's full sync and its
 // incremental updates, in a network namespace of their own.
 func measureSync(ctx context.Context, cfg *config, res *Results) error {
-	env := &netenv.Env{}
+	env := netenv.New()
 	defer func() { _ = env.Close() }()
 	ns, err := env.NewNS("sync")
 	if err != nil {
@@ -317,11 +318,11 @@ func nlWorker(args []string) error {
 	pods := fs.Int("pods", 10000, "pods")
 	out := fs.String("out", "", "where to write the operations")
 	_ = fs.Parse(args)
-	ns, done, err := netenv.Named(*nsName)
+	ns, err := netns.Open(*nsName)
 	if err != nil {
 		return err
 	}
-	defer done()
+	defer func() { _ = ns.Close() }()
 	sets := buildRulesets(synth.New(syncShape(*pods)))
 	b := nft.New(nft.WithNetNSFd(ns.Fd))
 	var ops []workerOp

@@ -2,14 +2,13 @@ package netnstest
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"testing"
-	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/palisade-dev/palisade/internal/netns"
 )
 
 // Node is a node's root namespace: pods are routed veths ending in it, so
@@ -54,14 +53,8 @@ func NewNodePrefixed(t testing.TB, prefix, name string, index int) *Node {
 		PodCIDR6: netip.MustParsePrefix(fmt.Sprintf("fd00:100:0:%x::/64", index)),
 	}
 	n.nl = handle(t, n.NS)
-	for _, kv := range [][2]string{
-		{"net.ipv4.ip_forward", "1"},
-		{"net.ipv6.conf.all.forwarding", "1"},
-		// Addresses are usable at once: no duplicate address detection.
-		{"net.ipv6.conf.all.accept_dad", "0"},
-		{"net.ipv6.conf.default.accept_dad", "0"},
-	} {
-		n.Sysctl(t, kv[0], kv[1])
+	if err := netns.MakeNode(n.NS.NS); err != nil {
+		t.Fatalf("node %s: %v", n.Name, err)
 	}
 	lo, err := n.nl.LinkByName("lo")
 	if err != nil {
@@ -107,7 +100,7 @@ func Connect(t testing.TB, a, b *Node) {
 		nl, idx := side.self.nl, side.link.Attrs().Index
 		ll := netip.MustParseAddr(fmt.Sprintf("fe80::%x", side.self.Index))
 		peerLL := netip.MustParseAddr(fmt.Sprintf("fe80::%x", side.peer.Index))
-		if err := nl.AddrAdd(side.link, &netlink.Addr{IPNet: prefixNet(netip.PrefixFrom(ll, 64)), Flags: unix.IFA_F_NODAD}); err != nil {
+		if err := nl.AddrAdd(side.link, &netlink.Addr{IPNet: netns.PrefixNet(netip.PrefixFrom(ll, 64)), Flags: unix.IFA_F_NODAD}); err != nil {
 			t.Fatalf("address %s on %s: %v", ll, side.self.Name, err)
 		}
 		// Static neighbours: the peer node answers for addresses on its lo
@@ -119,10 +112,10 @@ func Connect(t testing.TB, a, b *Node) {
 			}
 		}
 		routes := []*netlink.Route{
-			{LinkIndex: idx, Dst: prefixNet(netip.PrefixFrom(side.peer.IP4, 32)), Scope: netlink.SCOPE_LINK},
-			{LinkIndex: idx, Dst: prefixNet(side.peer.PodCIDR4), Gw: side.peer.IP4.AsSlice()},
-			{LinkIndex: idx, Dst: prefixNet(netip.PrefixFrom(side.peer.IP6, 128)), Gw: peerLL.AsSlice()},
-			{LinkIndex: idx, Dst: prefixNet(side.peer.PodCIDR6), Gw: peerLL.AsSlice()},
+			{LinkIndex: idx, Dst: netns.PrefixNet(netip.PrefixFrom(side.peer.IP4, 32)), Scope: netlink.SCOPE_LINK},
+			{LinkIndex: idx, Dst: netns.PrefixNet(side.peer.PodCIDR4), Gw: side.peer.IP4.AsSlice()},
+			{LinkIndex: idx, Dst: netns.PrefixNet(netip.PrefixFrom(side.peer.IP6, 128)), Gw: peerLL.AsSlice()},
+			{LinkIndex: idx, Dst: netns.PrefixNet(side.peer.PodCIDR6), Gw: peerLL.AsSlice()},
 		}
 		for _, r := range routes {
 			if err := nl.RouteAdd(r); err != nil {
@@ -134,48 +127,24 @@ func Connect(t testing.TB, a, b *Node) {
 
 func handle(t testing.TB, ns *NS) *netlink.Handle {
 	t.Helper()
-	h, err := netlink.NewHandleAt(netns.NsHandle(ns.Fd))
+	h, err := ns.Netlink()
 	if err != nil {
-		t.Fatalf("netlink handle for %s: %v", ns.Name, err)
+		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Close() })
 	return h
 }
 
-func prefixNet(p netip.Prefix) *net.IPNet {
-	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
-}
-
 func addAddr(t testing.TB, nl *netlink.Handle, link netlink.Link, ip netip.Addr) {
 	t.Helper()
-	a := &netlink.Addr{IPNet: prefixNet(netip.PrefixFrom(ip, ip.BitLen()))}
-	if ip.Is6() {
-		a.Flags = unix.IFA_F_NODAD
-	}
-	if err := nl.AddrAdd(link, a); err != nil {
-		t.Fatalf("address %s on %s: %v", ip, link.Attrs().Name, err)
+	if err := netns.AddHostAddr(nl, link, ip); err != nil {
+		t.Fatal(err)
 	}
 }
 
-// waitOperUp waits until the kernel has activated a link that was just set
-// up. Until then (linkwatch batches the work and may defer it for up to a
-// second) the link sends through the noop qdisc, which drops everything: a
-// first ARP request or neighbour solicitation lost that way costs a one
-// second retransmission, longer than a probe waits.
 func waitOperUp(t testing.TB, nl *netlink.Handle, name string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		l, err := nl.LinkByName(name)
-		if err != nil {
-			t.Fatalf("link %s: %v", name, err)
-		}
-		if l.Attrs().OperState == netlink.OperUp {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("link %s still %s after 5s", name, l.Attrs().OperState)
-		}
-		time.Sleep(5 * time.Millisecond)
+	if err := netns.WaitOperUp(nl, name); err != nil {
+		t.Fatal(err)
 	}
 }

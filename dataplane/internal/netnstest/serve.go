@@ -6,11 +6,14 @@ import (
 	"net"
 	"strconv"
 	"testing"
+
+	"github.com/palisade-dev/palisade/internal/netns"
 )
 
 // Serve runs echo servers inside the namespace, on every address of both
 // families: TCP on tcpPorts (echoes the stream back) and UDP on udpPorts
-// (echoes each datagram to its sender). They stop when the test ends.
+// (echoes each datagram to its sender, see EchoUDP). They stop when the
+// test ends.
 //
 // SCTP needs no server: probes watch for the INIT chunk itself (see
 // Probe).
@@ -31,19 +34,32 @@ func (ns *NS) Serve(t testing.TB, tcpPorts, udpPorts []int) {
 			closers = append(closers, l)
 			go acceptEcho(l)
 		}
-		for _, port := range udpPorts {
-			c, err := net.ListenPacket("udp", ":"+strconv.Itoa(port))
-			if err != nil {
-				return err
-			}
-			closers = append(closers, c)
-			go udpEcho(c)
-		}
 		return nil
 	})
 	if err != nil {
 		t.Fatalf("servers in %s: %v", ns.Name, err)
 	}
+	for _, port := range udpPorts {
+		ns.EchoUDP(t, port)
+	}
+}
+
+// EchoUDP runs a UDP echo server on port inside the namespace, on every
+// address of both families, and returns its socket (to send from it too).
+// It stops when the test ends.
+func (ns *NS) EchoUDP(t testing.TB, port int) net.PacketConn {
+	t.Helper()
+	var c net.PacketConn
+	if err := ns.Do(func() error {
+		var err error
+		c, err = net.ListenPacket("udp", ":"+strconv.Itoa(port))
+		return err
+	}); err != nil {
+		t.Fatalf("UDP server in %s: %v", ns.Name, err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	go udpEcho(c)
+	return c
 }
 
 func acceptEcho(l net.Listener) {
@@ -79,33 +95,10 @@ func udpEcho(c net.PacketConn) {
 // host's loopback. It stops when the test ends.
 func (ns *NS) ForwardTCP(t testing.TB, listen, target string) {
 	t.Helper()
-	var l net.Listener
-	if err := ns.Do(func() error {
-		var err error
-		l, err = net.Listen("tcp", listen)
-		return err
-	}); err != nil {
+	l, err := netns.Listen(ns.Name, listen)
+	if err != nil {
 		t.Fatalf("listen on %s in %s: %v", listen, ns.Name, err)
 	}
 	t.Cleanup(func() { _ = l.Close() })
-	go func() {
-		for {
-			in, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer in.Close()
-				out, err := net.Dial("tcp", target)
-				if err != nil {
-					return
-				}
-				defer out.Close()
-				done := make(chan struct{}, 2)
-				go func() { _, _ = io.Copy(out, in); done <- struct{}{} }()
-				go func() { _, _ = io.Copy(in, out); done <- struct{}{} }()
-				<-done
-			}()
-		}
-	}()
+	go netns.Forward(l, target)
 }

@@ -3,9 +3,10 @@ package probe
 import (
 	"context"
 	"net/netip"
-	"os"
 	"testing"
 	"time"
+
+	"github.com/palisade-dev/palisade/internal/testenv"
 )
 
 func TestSCTPRoundTrip(t *testing.T) {
@@ -108,7 +109,7 @@ func TestServeAndProbeOnLoopback(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cfg := ServerConfig{Name: "x/a", TCP: []int{18431}, UDP: []int{18431}, DNSPort: 18453}
-	root := os.Geteuid() == 0
+	root := testenv.IsRoot(t)
 	if root {
 		cfg.SCTP = []int{18431}
 	}
