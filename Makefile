@@ -20,6 +20,10 @@ KUBECTL ?= kubectl
 # CI runs as root. go test runs packages one at a time (-p 1) because the
 # kernel tests share the host's netfilter state.
 GOTEST_FLAGS ?= -count=1
+# A kernel test that cannot run (not root) fails instead of skipping, and
+# hack/test-summary prints which packages ran, passed and skipped and fails
+# the run on any skip. Set PALISADE_REQUIRE_KERNEL_TESTS=0 to run as non-root.
+export PALISADE_REQUIRE_KERNEL_TESTS ?= 1
 export GOFLAGS := -buildvcs=false
 
 .PHONY: all
@@ -67,7 +71,7 @@ test: setup-test-env manifests generate vet test-unit test-fuzz test-e2e ## Run 
 
 .PHONY: test-unit
 test-unit: ## Unit, envtest (real kube-apiserver) and real-kernel tests.
-	KUBEBUILDER_ASSETS="$$(hack/setup-test-env.sh)" go test $(GOTEST_FLAGS) -p 1 $$(go list ./... | grep -v /e2e)
+	KUBEBUILDER_ASSETS="$$(hack/setup-test-env.sh)" go run ./hack/test-summary go test $(GOTEST_FLAGS) -json -p 1 $$(go list ./... | grep -v /e2e)
 
 # Fuzz targets as package:FuzzName. Their seed corpora (testdata/fuzz/) also
 # run as plain tests in test-unit.
@@ -88,7 +92,7 @@ test-fuzz: ## Run each fuzz target for 10 s.
 
 .PHONY: test-e2e
 test-e2e: build ## End-to-end tests on the local cluster (root).
-	KUBEBUILDER_ASSETS="$$(hack/setup-test-env.sh)" go test $(GOTEST_FLAGS) -p 1 -timeout 25m -tags e2e ./e2e/...
+	KUBEBUILDER_ASSETS="$$(hack/setup-test-env.sh)" go run ./hack/test-summary go test $(GOTEST_FLAGS) -json -p 1 -timeout 25m -tags e2e ./e2e/...
 
 .PHONY: test-reliability
 test-reliability: ## Fault and load scenarios on the local cluster (root, ~25 min; RELIABILITY_QUICK=1 for ~8); rewrites docs/reliability.md.
