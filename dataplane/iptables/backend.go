@@ -56,7 +56,7 @@ func WithMarkBit(bit uint32) Option { return func(c *config) { c.markBit = bit }
 func WithFamilies(f ...Family) Option { return func(c *config) { c.families = f } }
 
 // WithRenderOptions sets the rendering options (verdict logging); without
-// it the render defaults apply (logging on, render.DefaultLogGroup).
+// it the render defaults apply (logging on, verdictlog.DefaultGroup).
 func WithRenderOptions(opts ...render.Option) Option {
 	return func(c *config) { c.render = append(c.render, opts...) }
 }

@@ -84,7 +84,7 @@
 // # Verdict log
 //
 // The same decisions as the nftables ruleset are logged, with the same
-// prefixes (render.LogPrefix, decoded by render.LogTable), through
+// prefixes (verdictlog.Prefix, decoded by verdictlog.Table), through
 // `-m limit --limit R/sec --limit-burst B -j NFLOG --nflog-group G
 // --nflog-prefix P`. NFLOG does not terminate, and the limit is in the log
 // rule only, so a packet over the limit meets the same verdict. In a group

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/palisade-dev/palisade/dataplane/render"
+	"github.com/palisade-dev/palisade/dataplane/verdictlog"
 	"github.com/palisade-dev/palisade/internal/policy"
 )
 
@@ -22,7 +23,7 @@ const maxComment = 200
 
 // Render returns the chains that enforce st for one family, logging
 // verdicts as opts say (the same prefixes as the nftables ruleset, see
-// render.LogPrefix). It is pure and deterministic: equal states and options
+// verdictlog.Prefix). It is pure and deterministic: equal states and options
 // give equal rulesets.
 func Render(st *policy.State, fam Family, markBit uint32, opts ...render.Option) *Ruleset {
 	r := &renderer{fam: fam, chains: map[string]*Chain{}, log: render.Resolve(opts...).Log}
@@ -95,7 +96,7 @@ func (r *renderer) logRule(v policy.LogVerdict, dir policy.Direction, policies [
 		return Rule{}, false
 	}
 	return Rule{Mark: mark, Target: Log, Log: render.Log{
-		Prefix: render.LogPrefix(v, dir, policies), Group: r.log.Group, Rate: r.log.Rate, Burst: r.log.Burst,
+		Prefix: verdictlog.Prefix(v, dir, policies), Group: r.log.Group, Rate: r.log.Rate, Burst: r.log.Burst,
 	}}, true
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/palisade-dev/palisade/dataplane/iptables"
 	"github.com/palisade-dev/palisade/dataplane/render"
+	"github.com/palisade-dev/palisade/dataplane/verdictlog"
 	"github.com/palisade-dev/palisade/internal/policy"
 	pt "github.com/palisade-dev/palisade/internal/policy/policytest"
 )
@@ -205,7 +206,7 @@ func TestTracerAgreesWithModelAndNFT(t *testing.T) {
 			if _, nftLogs := nft.TraceLogs(render.HookForward, p); !reflect.DeepEqual(logs, nftLogs) {
 				t.Fatalf("round %d %+v: iptables logs %q, nftables %q\n%s", round, p, logs, nftLogs, iptables.RestoreInput(rs, iptables.Current{}))
 			}
-			table := render.LogTable(&st)
+			table := verdictlog.Table(&st)
 			var decided []policy.Decision
 			for _, l := range logs {
 				e, ok := table[l]

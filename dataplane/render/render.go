@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/palisade-dev/palisade/dataplane/verdictlog"
 	"github.com/palisade-dev/palisade/internal/policy"
 )
 
@@ -157,7 +158,7 @@ func (r *renderer) logAction(v policy.LogVerdict, dir policy.Direction, policies
 	if r.log.Disabled {
 		return Log{}, false
 	}
-	return Log{Prefix: LogPrefix(v, dir, policies), Group: r.log.Group, Rate: r.log.Rate, Burst: r.log.Burst}, true
+	return Log{Prefix: verdictlog.Prefix(v, dir, policies), Group: r.log.Group, Rate: r.log.Rate, Burst: r.log.Burst}, true
 }
 
 func dispatchRules(m4, m6 string, byDaddr bool) []Rule {

@@ -15,6 +15,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/palisade-dev/palisade/dataplane/render"
+	"github.com/palisade-dev/palisade/dataplane/verdictlog"
 	"github.com/palisade-dev/palisade/internal/policy"
 	pt "github.com/palisade-dev/palisade/internal/policy/policytest"
 )
@@ -231,7 +232,7 @@ func oracleIsolated(in policy.Input, ip netip.Addr) bool {
 // the flow log reader uses.
 func decodeLogs(t *testing.T, st *policy.State, logs []string) []policy.Decision {
 	t.Helper()
-	table := render.LogTable(st)
+	table := verdictlog.Table(st)
 	var out []policy.Decision
 	for _, l := range logs {
 		e, ok := table[l]
@@ -241,8 +242,8 @@ func decodeLogs(t *testing.T, st *policy.State, logs []string) []policy.Decision
 		if len(l) > 64 {
 			t.Fatalf("log prefix %q is longer than iptables' 64 bytes", l)
 		}
-		if pe, _, ok := render.ParseLogPrefix(l); !ok || pe.Verdict != e.Verdict || pe.Direction != e.Direction {
-			t.Fatalf("ParseLogPrefix(%q) = %+v, %v; table says %+v", l, pe, ok, e)
+		if pe, _, ok := verdictlog.Parse(l); !ok || pe.Verdict != e.Verdict || pe.Direction != e.Direction {
+			t.Fatalf("verdictlog.Parse(%q) = %+v, %v; table says %+v", l, pe, ok, e)
 		}
 		out = append(out, policy.Decision{Direction: e.Direction, Verdict: e.Verdict, Policies: e.Policies})
 	}
@@ -289,44 +290,23 @@ func TestLogOptions(t *testing.T) {
 	if found == 0 {
 		t.Error("no log rule")
 	}
-	if o := render.Resolve(); o.Log != (render.LogOptions{Group: render.DefaultLogGroup, Rate: render.DefaultLogRate, Burst: render.DefaultLogBurst}) {
+	if o := render.Resolve(); o.Log != (render.LogOptions{Group: verdictlog.DefaultGroup, Rate: render.DefaultLogRate, Burst: render.DefaultLogBurst}) {
 		t.Errorf("defaults: %+v", o.Log)
 	}
 }
 
-func TestParseLogPrefix(t *testing.T) {
-	tests := []struct {
-		in   string
-		want render.LogEntry
-		id   string
-		ok   bool
-	}{
-		{"palisade:allow:in:0123456789", render.LogEntry{Verdict: policy.LogAllowed, Direction: policy.Ingress}, "0123456789", true},
-		{"palisade:drop:eg:abc\x00", render.LogEntry{Verdict: policy.LogDropped, Direction: policy.Egress}, "abc", true},
-		{"palisade:audit:in:x", render.LogEntry{Verdict: policy.LogAudited, Direction: policy.Ingress}, "x", true},
-		{"palisade:allow:up:x", render.LogEntry{}, "", false},
-		{"palisade:accept:in:x", render.LogEntry{}, "", false},
-		{"palisade:allow:in:", render.LogEntry{}, "", false},
-		{"palisade:allow:in:x:y", render.LogEntry{}, "", false},
-		{"other:allow:in:x", render.LogEntry{}, "", false},
-		{"", render.LogEntry{}, "", false},
-	}
-	for _, tc := range tests {
-		got, id, ok := render.ParseLogPrefix(tc.in)
-		if !reflect.DeepEqual(got, tc.want) || id != tc.id || ok != tc.ok {
-			t.Errorf("ParseLogPrefix(%q) = %+v, %q, %v; want %+v, %q, %v", tc.in, got, id, ok, tc.want, tc.id, tc.ok)
-		}
-	}
+// TestLogTable: the table names every prefix the audit golden ruleset logs.
+func TestLogTable(t *testing.T) {
 	st := policy.Compute(goldenAudit())
-	table := render.LogTable(&st)
-	want := map[string]render.LogEntry{
-		render.LogPrefix(policy.LogAllowed, policy.Ingress, []string{"x/web"}):       {Verdict: policy.LogAllowed, Direction: policy.Ingress, Policies: []string{"x/web"}},
-		render.LogPrefix(policy.LogDropped, policy.Ingress, []string{"x/web"}):       {Verdict: policy.LogDropped, Direction: policy.Ingress, Policies: []string{"x/web"}},
-		render.LogPrefix(policy.LogAllowed, policy.Ingress, []string{"audit:x/web"}): {Verdict: policy.LogAllowed, Direction: policy.Ingress, Policies: []string{"audit:x/web"}},
-		render.LogPrefix(policy.LogAudited, policy.Ingress, []string{"audit:x/web"}): {Verdict: policy.LogAudited, Direction: policy.Ingress, Policies: []string{"audit:x/web"}},
+	table := verdictlog.Table(&st)
+	want := map[string]verdictlog.Entry{
+		verdictlog.Prefix(policy.LogAllowed, policy.Ingress, []string{"x/web"}):       {Verdict: policy.LogAllowed, Direction: policy.Ingress, Policies: []string{"x/web"}},
+		verdictlog.Prefix(policy.LogDropped, policy.Ingress, []string{"x/web"}):       {Verdict: policy.LogDropped, Direction: policy.Ingress, Policies: []string{"x/web"}},
+		verdictlog.Prefix(policy.LogAllowed, policy.Ingress, []string{"audit:x/web"}): {Verdict: policy.LogAllowed, Direction: policy.Ingress, Policies: []string{"audit:x/web"}},
+		verdictlog.Prefix(policy.LogAudited, policy.Ingress, []string{"audit:x/web"}): {Verdict: policy.LogAudited, Direction: policy.Ingress, Policies: []string{"audit:x/web"}},
 	}
 	if !reflect.DeepEqual(table, want) {
-		t.Errorf("LogTable = %+v, want %+v", table, want)
+		t.Errorf("verdictlog.Table = %+v, want %+v", table, want)
 	}
 }
 

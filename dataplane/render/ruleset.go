@@ -55,8 +55,9 @@
 // # Verdict log
 //
 // Unless logging is disabled (Options), decisions are logged to NFLOG
-// (`log group` DefaultLogGroup) with a prefix that LogTable decodes (see
-// LogPrefix), rate-limited in the kernel per log rule (`limit rate …`):
+// (`log group` verdictlog.DefaultGroup) with a prefix that verdictlog.Table
+// decodes (see verdictlog.Prefix), rate-limited in the kernel per log rule
+// (`limit rate …`):
 //
 //   - Allowed: a policy chain's allowing rules jump to the policy's allow
 //     chain (`ain-…` / `aeg-…`), which logs and accepts. Only new
@@ -266,7 +267,7 @@ type Rule struct {
 
 // Log is a rate-limited NFLOG statement.
 type Log struct {
-	// Prefix identifies the decision (see LogPrefix); "" means no log.
+	// Prefix identifies the decision (see verdictlog.Prefix); "" means no log.
 	Prefix string
 	Group  uint16
 	// Rate (packets per second) and Burst bound how often the rule logs.
