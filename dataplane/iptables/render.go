@@ -277,7 +277,7 @@ func (r *renderer) peerChain(dir policy.Direction, p policy.Peers) string {
 		// The model always sets an ID; without one, name by content.
 		id = fmt.Sprint(ranges)
 	}
-	name := fmt.Sprintf("%s%s-%s", ChainPrefix, side, short(id))
+	name := fmt.Sprintf("%s%s-%s", ChainPrefix, side, nameHash(id))
 	if r.chains[name] != nil {
 		return name
 	}
@@ -329,7 +329,7 @@ func (r *renderer) dispatch(base, name string, byDst bool, entries []dispatchEnt
 	})
 	for _, half := range [][]dispatchEntry{entries[:split], entries[split:]} {
 		p := netip.PrefixFrom(half[0].ip, commonBits(half[0].ip, half[len(half)-1].ip)).Masked()
-		sub := fmt.Sprintf("%s-%s", base, short(p.String())[:8])
+		sub := fmt.Sprintf("%s-%s", base, nameHash(p.String())[:8])
 		rule := Rule{Target: Jump, Chain: sub}
 		if byDst {
 			rule.Dst = policy.PrefixRange(p)
@@ -365,7 +365,7 @@ func groupChainName(dir policy.Direction, policies []string) string {
 	if dir == policy.Egress {
 		kind = "EG"
 	}
-	return fmt.Sprintf("%s%s-%s", ChainPrefix, kind, short(strings.Join(policies, "\x00")))
+	return fmt.Sprintf("%s%s-%s", ChainPrefix, kind, nameHash(strings.Join(policies, "\x00")))
 }
 
 func policyChainName(dir policy.Direction, key string) string {
@@ -373,7 +373,7 @@ func policyChainName(dir policy.Direction, key string) string {
 	if dir == policy.Egress {
 		kind = "PEG"
 	}
-	return fmt.Sprintf("%s%s-%s", ChainPrefix, kind, short(key))
+	return fmt.Sprintf("%s%s-%s", ChainPrefix, kind, nameHash(key))
 }
 
 // allowChainName names the chain that logs what a policy allows.
@@ -382,10 +382,12 @@ func allowChainName(dir policy.Direction, key string) string {
 	if dir == policy.Egress {
 		kind = "AEG"
 	}
-	return fmt.Sprintf("%s%s-%s", ChainPrefix, kind, short(key))
+	return fmt.Sprintf("%s%s-%s", ChainPrefix, kind, nameHash(key))
 }
 
-func short(s string) string {
+// nameHash is 10 hex digits of the SHA-256 of s: unique enough to name a
+// chain within the kernel's 28 bytes.
+func nameHash(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])[:10]
 }

@@ -89,9 +89,7 @@ func (b *Backend) Apply(_ context.Context, rs *render.Ruleset) (dataplane.Stats,
 	} else {
 		tx.send(p)
 	}
-	if err == nil {
-		err = tx.err
-	}
+	err = tx.err
 	if err == nil {
 		err = conn.Flush()
 	}

@@ -299,7 +299,7 @@ func (r *renderer) policyRules(dir policy.Direction, rule policy.Rule) []Rule {
 }
 
 func (r *renderer) peerSet(fam Family, p policy.Peers) string {
-	name := "peer" + strconv.Itoa(int(fam)) + "-" + short(p.ID)
+	name := "peer" + strconv.Itoa(int(fam)) + "-" + idTag(p.ID)
 	if r.sets[name] != nil {
 		return name
 	}
@@ -330,7 +330,7 @@ func (r *renderer) portSet(ranges []policy.PortRange) string {
 		b = strconv.AppendUint(b, uint64(pr.Last), 10)
 		b = append(b, ',')
 	}
-	name := "ports-" + short(hash(string(b)))
+	name := "ports-" + hash(string(b))
 	if r.sets[name] == nil {
 		r.sets[name] = &Set{Name: name, Kind: SetProtoPort, Elements: elems}
 	}
@@ -338,7 +338,7 @@ func (r *renderer) portSet(ranges []policy.PortRange) string {
 }
 
 func (r *renderer) namedSet(fam Family, p policy.Ports) string {
-	name := "named" + strconv.Itoa(int(fam)) + "-" + short(p.NamedID)
+	name := "named" + strconv.Itoa(int(fam)) + "-" + idTag(p.NamedID)
 	if r.sets[name] != nil {
 		return name
 	}
@@ -379,11 +379,11 @@ func groupChainName(dir policy.Direction, policies []string) string {
 	if len(policies) > 1 {
 		tail += "_and_" + strconv.Itoa(len(policies)-1)
 	}
-	return dirPrefix(dir) + "-" + short(hash(strings.Join(policies, "\x00"))) + "-" + readable(tail, 64)
+	return dirPrefix(dir) + "-" + hash(strings.Join(policies, "\x00")) + "-" + readable(tail, 64)
 }
 
 func policyChainName(dir policy.Direction, key string) string {
-	return "p" + dirPrefix(dir) + "-" + short(hash(key)) + "-" + readable(key, 96)
+	return "p" + dirPrefix(dir) + "-" + hash(key) + "-" + readable(key, 96)
 }
 
 // readable is the readable tail of a chain name: nft's grammar takes no
@@ -399,19 +399,18 @@ func dirPrefix(dir policy.Direction) string {
 	return "in"
 }
 
-// hash is the hex SHA-256 of s, cut to what short keeps (every caller
-// shortens it).
+// hashLen is how many hex digits of a hash or model ID name an object.
+const hashLen = 10
+
+// hash is the first hashLen hex digits of the SHA-256 of s.
 func hash(s string) string {
 	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:5])
+	return hex.EncodeToString(sum[:hashLen/2])
 }
 
-func short(h string) string {
-	if len(h) > 10 {
-		return h[:10]
-	}
-	return h
-}
+// idTag is the part of a model ID (policy.Peers.ID, policy.Ports.NamedID,
+// longer hashes) that names a set.
+func idTag(id string) string { return truncate(id, hashLen) }
 
 func truncate(s string, n int) string {
 	if len(s) > n {
