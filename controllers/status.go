@@ -10,6 +10,7 @@ import (
 	"github.com/palisade-dev/palisade/api/v1alpha1"
 	"github.com/palisade-dev/palisade/controllers/observe"
 	"github.com/palisade-dev/palisade/internal/intent/resolve"
+	"github.com/palisade-dev/palisade/internal/textutil"
 )
 
 // statusInput is what a reconcile learned, to be written to status.
@@ -62,10 +63,10 @@ func setStatus(si *v1alpha1.ServiceIntent, in statusInput) {
 	switch {
 	case in.compileErr != nil:
 		applied.Status, applied.Reason = metav1.ConditionFalse, v1alpha1.ReasonCompileFailed
-		applied.Message = truncate(fmt.Sprintf("compile: %v; the target is isolated (no ingress allowed) until the intent compiles", in.compileErr), 1024)
+		applied.Message = textutil.Abbreviate(fmt.Sprintf("compile: %v; the target is isolated (no ingress allowed) until the intent compiles", in.compileErr), 1024)
 	case in.applyErr != nil:
 		applied.Status, applied.Reason = metav1.ConditionFalse, v1alpha1.ReasonApplyFailed
-		applied.Message = truncate(in.applyErr.Error(), 1024)
+		applied.Message = textutil.Abbreviate(in.applyErr.Error(), 1024)
 	case in.audit:
 		applied.Reason = v1alpha1.ReasonAuditMode
 		applied.Message = "Audit mode: the controller writes no NetworkPolicy for this intent; nothing is dropped on its behalf"
@@ -107,11 +108,4 @@ func setStatus(si *v1alpha1.ServiceIntent, in statusInput) {
 		c.ObservedGeneration = gen
 		meta.SetStatusCondition(&st.Conditions, c)
 	}
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n-3] + "..."
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/palisade-dev/palisade/dataplane/render"
 	"github.com/palisade-dev/palisade/dataplane/verdictlog"
 	"github.com/palisade-dev/palisade/internal/policy"
+	"github.com/palisade-dev/palisade/internal/textutil"
 )
 
 // dispatchLeaf is the most addresses a dispatch chain matches one by one
@@ -124,7 +125,7 @@ func (r *renderer) direction(dir policy.Direction, groups []policy.Group, rules 
 		gc.Rules = append(gc.Rules, Rule{CtState: "INVALID", Target: invalid}, Rule{Target: ClearMark})
 		for _, key := range g.Policies {
 			pc := r.policyChain(dir, key, rules[key])
-			gc.Rules = append(gc.Rules, Rule{Comment: truncate(key, maxComment), Target: Jump, Chain: pc})
+			gc.Rules = append(gc.Rules, Rule{Comment: textutil.Truncate(key, maxComment), Target: Jump, Chain: pc})
 			if l, ok := r.logRule(policy.LogAllowed, dir, []string{key}, MarkAny); ok {
 				// The first policy that allows goes to its allow chain, which
 				// logs, clears the mark and returns to our caller: the log
@@ -148,7 +149,7 @@ func (r *renderer) direction(dir policy.Direction, groups []policy.Group, rules 
 		}
 		for _, ip := range g.IPs {
 			if r.ours(ip) {
-				entries = append(entries, dispatchEntry{ip: ip, chain: gc.Name, note: truncate(note, maxComment)})
+				entries = append(entries, dispatchEntry{ip: ip, chain: gc.Name, note: textutil.Truncate(note, maxComment)})
 			}
 		}
 	}
@@ -390,11 +391,4 @@ func allowChainName(dir policy.Direction, key string) string {
 func nameHash(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])[:10]
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }

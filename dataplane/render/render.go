@@ -11,6 +11,7 @@ import (
 
 	"github.com/palisade-dev/palisade/dataplane/verdictlog"
 	"github.com/palisade-dev/palisade/internal/policy"
+	"github.com/palisade-dev/palisade/internal/textutil"
 )
 
 // Render returns the ruleset that enforces st, logging verdicts as opts
@@ -389,7 +390,7 @@ func policyChainName(dir policy.Direction, key string) string {
 // readable is the readable tail of a chain name: nft's grammar takes no
 // ':' in an unquoted name, so the audit key prefix becomes "audit.".
 func readable(key string, n int) string {
-	return truncate(strings.ReplaceAll(key, ":", "."), n)
+	return textutil.Truncate(strings.ReplaceAll(key, ":", "."), n)
 }
 
 func dirPrefix(dir policy.Direction) string {
@@ -410,11 +411,4 @@ func hash(s string) string {
 
 // idTag is the part of a model ID (policy.Peers.ID, policy.Ports.NamedID,
 // longer hashes) that names a set.
-func idTag(id string) string { return truncate(id, hashLen) }
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
-}
+func idTag(id string) string { return textutil.Truncate(id, hashLen) }
