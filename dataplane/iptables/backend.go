@@ -134,7 +134,7 @@ func (b *Backend) Sync(ctx context.Context, st *policy.State) (dataplane.Stats, 
 		if err := t.apply(ctx, input); err != nil {
 			return dataplane.Stats{}, err
 		}
-		stats.Rules += rs.Count() + len(Hooks)
+		stats.Rules += rs.Count() + len(Hooks())
 	}
 	return stats, nil
 }
@@ -170,7 +170,7 @@ func (t *table) current() (Current, error) {
 			cur.Chains = append(cur.Chains, c)
 		}
 	}
-	for _, h := range Hooks {
+	for _, h := range Hooks() {
 		rules, err := t.ipt.List("filter", h.Builtin)
 		if err != nil {
 			return Current{}, fmt.Errorf("list %s %s: %w", t.family, h.Builtin, err)

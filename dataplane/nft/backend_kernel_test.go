@@ -202,3 +202,38 @@ func TestFullRebuildReplacesForeignState(t *testing.T) {
 		t.Errorf("uninstall touched a foreign table:\n%s", out)
 	}
 }
+
+// TestWithTable: a backend with another table name programs, cold-starts
+// and uninstalls only that table, beside the default one.
+func TestWithTable(t *testing.T) {
+	testenv.RequireRoot(t)
+	ctx := context.Background()
+	ns := netnstest.New(t, "tbl")
+	st := cluster(basePods(), policies()...)
+	if _, err := nft.New(nft.WithNetNSFd(ns.Fd)).Sync(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	want := listTable(t, ns)
+	other := nft.New(nft.WithNetNSFd(ns.Fd), nft.WithTable("palisade-other"))
+	if err := other.ColdStart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if out := ns.Run(t, "nft", "list", "table", "inet", "palisade-other"); !strings.Contains(out, render.ColdStartChain) {
+		t.Errorf("cold start is not in the named table:\n%s", out)
+	}
+	if _, err := other.Sync(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if got := canonical(ns.Run(t, "nft", "list", "table", "inet", "palisade-other")); got != want {
+		t.Errorf("named table differs from the default one:\n--- named\n%s\n--- default\n%s", got, want)
+	}
+	if err := other.Uninstall(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := ns.Try("nft", "list", "table", "inet", "palisade-other"); err == nil {
+		t.Errorf("named table still there after uninstall:\n%s", out)
+	}
+	if got := listTable(t, ns); got != want {
+		t.Errorf("the default table changed:\n%s", got)
+	}
+}

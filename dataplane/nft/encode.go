@@ -15,15 +15,13 @@ import (
 // objects and expressions, the same bytecode `nft` generates for the text
 // form (see render.Rule.Text).
 
-var table = &nftables.Table{Name: render.TableName, Family: nftables.TableFamilyINet}
-
 var (
 	typeProtoPort      = nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService)
 	typeAddr4ProtoPort = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)
 	typeAddr6ProtoPort = nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeInetProto, nftables.TypeInetService)
 )
 
-func chainObject(c *render.Chain) *nftables.Chain {
+func chainObject(table *nftables.Table, c *render.Chain) *nftables.Chain {
 	ch := &nftables.Chain{Name: c.Name, Table: table}
 	if c.IsBase() {
 		var hook *nftables.ChainHook
@@ -44,7 +42,7 @@ func chainObject(c *render.Chain) *nftables.Chain {
 	return ch
 }
 
-func setObject(s *render.Set) *nftables.Set {
+func setObject(table *nftables.Table, s *render.Set) *nftables.Set {
 	o := &nftables.Set{Table: table, Name: s.Name, Interval: s.Kind.Interval()}
 	switch s.Kind {
 	case render.SetAddr4:

@@ -27,11 +27,11 @@ const ColdStartChain = "cold-start"
 // probes of its pods, the agent's connection to the API server, pods
 // talking to the node itself) is untouched, as in the full ruleset. It
 // logs nothing: the verdict log names policies, and there are none yet.
-func ColdStart() *Ruleset {
-	return &Ruleset{Chains: []Chain{{
+func ColdStart(opts ...Option) *Ruleset {
+	return &Ruleset{Table: Resolve(opts...).Table, Chains: []Chain{{
 		Name:     ColdStartChain,
 		Hook:     HookForward,
-		Priority: BaseChains[0].Priority,
+		Priority: basePriority,
 		Rules: []Rule{
 			{CtState: CtEstablishedRelated, Verdict: Accept},
 			{Verdict: Drop},

@@ -15,7 +15,9 @@ const (
 
 // Options configure Render.
 type Options struct {
-	Log LogOptions
+	// Table is the name of the inet table; "" means TableName.
+	Table string
+	Log   LogOptions
 }
 
 // LogOptions configure verdict logging. The zero value logs with the
@@ -38,6 +40,9 @@ type Option func(*Options)
 // WithLog sets the logging options.
 func WithLog(l LogOptions) Option { return func(o *Options) { o.Log = l } }
 
+// WithTable names the inet table the ruleset goes to (default TableName).
+func WithTable(name string) Option { return func(o *Options) { o.Table = name } }
+
 // WithoutLog disables verdict logging.
 func WithoutLog() Option { return func(o *Options) { o.Log.Disabled = true } }
 
@@ -48,6 +53,9 @@ func Resolve(opts ...Option) Options {
 		if f != nil {
 			f(&o)
 		}
+	}
+	if o.Table == "" {
+		o.Table = TableName
 	}
 	if o.Log.Group == 0 {
 		o.Log.Group = verdictlog.DefaultGroup

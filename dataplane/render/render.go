@@ -22,7 +22,8 @@ func Render(st *policy.State, opts ...Option) *Ruleset {
 	r := &renderer{sets: map[string]*Set{}, log: o.Log, chainNames: map[dirKey]string{}}
 	policyChains := map[dirKey]bool{}
 
-	egressChain, ingressChain, inputChain, outputChain := BaseChains[0], BaseChains[1], BaseChains[2], BaseChains[3]
+	base := baseChains()
+	egressChain, ingressChain, inputChain, outputChain := base[0], base[1], base[2], base[3]
 	egressChain.Rules = dispatchRules(MapEgress4, MapEgress6, false)
 	ingressChain.Rules = dispatchRules(MapIngress4, MapIngress6, true)
 	inputChain.Rules = dispatchRules(MapEgress4, MapEgress6, false)
@@ -117,8 +118,8 @@ func Render(st *policy.State, opts ...Option) *Ruleset {
 		}
 	}
 
-	rs := &Ruleset{}
-	regular := r.chains[len(BaseChains):]
+	rs := &Ruleset{Table: o.Table}
+	regular := r.chains[len(base):]
 	slices.SortFunc(regular, func(a, b Chain) int { return cmp.Compare(a.Name, b.Name) })
 	rs.Chains = r.chains
 	for _, s := range r.sets {

@@ -398,3 +398,15 @@ func TestMidStreamPackets(t *testing.T) {
 		}
 	}
 }
+
+// TestWithTable: the table name is the only difference WithTable makes.
+func TestWithTable(t *testing.T) {
+	st := policy.Compute(cluster(goldenCases["deny-all"]...))
+	want := strings.ReplaceAll(render.Render(&st).Text(), "inet "+render.TableName, "inet other")
+	if got := render.Render(&st, render.WithTable("other")).Text(); got != want {
+		t.Errorf("WithTable:\n%s\nwant\n%s", got, want)
+	}
+	if got := render.ColdStart(render.WithTable("other")).Text(); !strings.HasPrefix(got, "add table inet other\n") {
+		t.Errorf("ColdStart with a table:\n%s", got)
+	}
+}
