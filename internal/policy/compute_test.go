@@ -1,13 +1,14 @@
 package policy_test
 
 import (
-	"github.com/palisade-dev/palisade/internal/policy"
-	"github.com/palisade-dev/palisade/internal/policy/policytest"
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/palisade-dev/palisade/internal/policy"
+	"github.com/palisade-dev/palisade/internal/policy/policytest"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
