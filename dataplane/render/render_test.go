@@ -25,18 +25,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 const node = pt.Node
 
 func cluster(policies ...*networkingv1.NetworkPolicy) policy.Input {
-	return policy.Input{
-		NodeName:   node,
-		Namespaces: []policy.Namespace{pt.Namespace("x", map[string]string{"team": "x"}), pt.Namespace("y", map[string]string{"team": "y"})},
-		Pods: []policy.Pod{
-			pt.WithPorts(pt.Pod("x", "a", node, map[string]string{"app": "a"}, "10.100.1.1", "fd00:100::1:1"),
-				policy.ContainerPort{Name: "http", Protocol: corev1.ProtocolTCP, Port: 8080}),
-			pt.Pod("x", "b", node, map[string]string{"app": "b"}, "10.100.1.2", "fd00:100::1:2"),
-			pt.Pod("y", "a", "node-b", map[string]string{"app": "a"}, "10.100.2.1", "fd00:100::2:1"),
-			pt.Pod("y", "c", node, map[string]string{"app": "c"}, "10.100.2.3"),
-		},
-		Policies: policies,
-	}
+	return pt.ClusterInput(pt.BasePods(), policies...)
 }
 
 var goldenCases = map[string][]*networkingv1.NetworkPolicy{

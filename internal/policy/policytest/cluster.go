@@ -1,0 +1,40 @@
+package policytest
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/palisade-dev/palisade/internal/policy"
+)
+
+// This file is the small cluster the renderer and backend tests share: two
+// namespaces, four pods (three of them on Node, one with a named port, one
+// IPv4-only) and whatever policies a test adds.
+
+// Namespaces are x (team=x) and y (team=y).
+func Namespaces() []policy.Namespace {
+	return []policy.Namespace{Namespace("x", map[string]string{"team": "x"}), Namespace("y", map[string]string{"team": "y"})}
+}
+
+// BasePods are x/a (app=a, named port http 8080/TCP), x/b (app=b) and y/c
+// (app=c, IPv4 only) on Node, and y/a (app=a) on node-b.
+func BasePods() []policy.Pod {
+	return []policy.Pod{
+		WithPorts(Pod("x", "a", Node, map[string]string{"app": "a"}, "10.100.1.1", "fd00:100::1:1"),
+			policy.ContainerPort{Name: "http", Protocol: corev1.ProtocolTCP, Port: 8080}),
+		Pod("x", "b", Node, map[string]string{"app": "b"}, "10.100.1.2", "fd00:100::1:2"),
+		Pod("y", "a", "node-b", map[string]string{"app": "a"}, "10.100.2.1", "fd00:100::2:1"),
+		Pod("y", "c", Node, map[string]string{"app": "c"}, "10.100.2.3"),
+	}
+}
+
+// ClusterInput is the input of Node with Namespaces, pods and policies.
+func ClusterInput(pods []policy.Pod, policies ...*networkingv1.NetworkPolicy) policy.Input {
+	return policy.Input{NodeName: Node, Namespaces: Namespaces(), Pods: pods, Policies: policies}
+}
+
+// ClusterState is the state ClusterInput computes to.
+func ClusterState(pods []policy.Pod, policies ...*networkingv1.NetworkPolicy) *policy.State {
+	st := policy.Compute(ClusterInput(pods, policies...))
+	return &st
+}
