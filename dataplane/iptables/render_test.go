@@ -25,21 +25,6 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 const node = pt.Node
 
-func mixedPolicies() []*networkingv1.NetworkPolicy {
-	return []*networkingv1.NetworkPolicy{
-		pt.Policy("x", "web", pt.Selecting(map[string]string{"app": "a"}),
-			pt.IngressRule(pt.Peers(pt.PodPeer(map[string]string{"app": "b"}), pt.NamespacePeer(map[string]string{"team": "y"})), pt.TCP(80), pt.PortRange(corev1.ProtocolUDP, 5000, 5010)),
-			pt.IngressRule(pt.Peers(pt.BlockPeer("10.0.0.0/8", "10.100.0.0/16"), pt.BlockPeer("fd00::/8", "fd00:100::/48")), pt.NamedPort(corev1.ProtocolTCP, "http")),
-			pt.IngressRule(nil, pt.Port(corev1.ProtocolSCTP, 9)),
-		),
-		pt.Policy("x", "egress", pt.Selecting(nil),
-			pt.EgressRule(pt.Peers(pt.NamespacePodPeer(map[string]string{}, map[string]string{"app": "a"})), pt.NamedPort(corev1.ProtocolTCP, "http"), pt.TCP(80)),
-			pt.EgressRule(nil, pt.Port(corev1.ProtocolUDP, 53)),
-		),
-		pt.Policy("y", "all", pt.Selecting(nil), pt.IngressRule(nil)),
-	}
-}
-
 // manyPods puts n isolated pods on the node, enough for a dispatch tree.
 func manyPods(n int) []policy.Pod {
 	pods := pt.BasePods()
@@ -54,7 +39,7 @@ func goldenStates() map[string]*policy.State {
 	return map[string]*policy.State{
 		"empty":    pt.ClusterState(pt.BasePods()),
 		"deny-all": pt.ClusterState(pt.BasePods(), pt.Policy("x", "deny-all", pt.Types(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress))),
-		"mixed":    pt.ClusterState(pt.BasePods(), mixedPolicies()...),
+		"mixed":    pt.ClusterState(pt.BasePods(), pt.MixedPolicies()...),
 		"many-ports": pt.ClusterState(pt.BasePods(), pt.Policy("x", "ports", pt.Selecting(map[string]string{"app": "a"}),
 			pt.IngressRule(pt.Peers(pt.PodPeer(nil)), pt.TCP(1), pt.TCP(3), pt.TCP(5), pt.TCP(7), pt.TCP(9), pt.TCP(11), pt.TCP(13), pt.TCP(15),
 				pt.PortRange(corev1.ProtocolTCP, 100, 200), pt.PortRange(corev1.ProtocolTCP, 300, 400), pt.PortRange(corev1.ProtocolTCP, 500, 600),
@@ -82,7 +67,7 @@ func TestGolden(t *testing.T) {
 }
 
 func TestRenderIsDeterministic(t *testing.T) {
-	pols := mixedPolicies()
+	pols := pt.MixedPolicies()
 	a := pt.ClusterState(pt.BasePods(), pols...)
 	b := pt.ClusterState(pt.BasePods(), pols[2], pols[1], pols[0])
 	for _, fam := range []iptables.Family{iptables.IPv4, iptables.IPv6} {

@@ -33,18 +33,7 @@ var goldenCases = map[string][]*networkingv1.NetworkPolicy{
 	"deny-all": {
 		pt.Policy("x", "deny-all", pt.Types(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress)),
 	},
-	"mixed": {
-		pt.Policy("x", "web", pt.Selecting(map[string]string{"app": "a"}),
-			pt.IngressRule(pt.Peers(pt.PodPeer(map[string]string{"app": "b"}), pt.NamespacePeer(map[string]string{"team": "y"})), pt.TCP(80), pt.PortRange(corev1.ProtocolUDP, 5000, 5010)),
-			pt.IngressRule(pt.Peers(pt.BlockPeer("10.0.0.0/8", "10.100.0.0/16"), pt.BlockPeer("fd00::/8", "fd00:100::/48")), pt.NamedPort(corev1.ProtocolTCP, "http")),
-			pt.IngressRule(nil, pt.Port(corev1.ProtocolSCTP, 9)),
-		),
-		pt.Policy("x", "egress", pt.Selecting(nil),
-			pt.EgressRule(pt.Peers(pt.NamespacePodPeer(map[string]string{}, map[string]string{"app": "a"})), pt.NamedPort(corev1.ProtocolTCP, "http"), pt.TCP(80)),
-			pt.EgressRule(nil, pt.Port(corev1.ProtocolUDP, 53)),
-		),
-		pt.Policy("y", "all", pt.Selecting(nil), pt.IngressRule(nil)),
-	},
+	"mixed": pt.MixedPolicies(),
 }
 
 // goldenAudit: x/a is audit-only (ingress), x/b has an enforce policy and

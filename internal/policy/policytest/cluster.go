@@ -38,3 +38,21 @@ func ClusterState(pods []policy.Pod, policies ...*networkingv1.NetworkPolicy) *p
 	st := policy.Compute(ClusterInput(pods, policies...))
 	return &st
 }
+
+// MixedPolicies exercise most of NetworkPolicy on BasePods: pod, namespace
+// and ipBlock peers with exceptions, numeric, ranged, SCTP and named ports,
+// egress to named ports, and an allow-all.
+func MixedPolicies() []*networkingv1.NetworkPolicy {
+	return []*networkingv1.NetworkPolicy{
+		Policy("x", "web", Selecting(map[string]string{"app": "a"}),
+			IngressRule(Peers(PodPeer(map[string]string{"app": "b"}), NamespacePeer(map[string]string{"team": "y"})), TCP(80), PortRange(corev1.ProtocolUDP, 5000, 5010)),
+			IngressRule(Peers(BlockPeer("10.0.0.0/8", "10.100.0.0/16"), BlockPeer("fd00::/8", "fd00:100::/48")), NamedPort(corev1.ProtocolTCP, "http")),
+			IngressRule(nil, Port(corev1.ProtocolSCTP, 9)),
+		),
+		Policy("x", "egress", Selecting(nil),
+			EgressRule(Peers(NamespacePodPeer(map[string]string{}, map[string]string{"app": "a"})), NamedPort(corev1.ProtocolTCP, "http"), TCP(80)),
+			EgressRule(nil, Port(corev1.ProtocolUDP, 53)),
+		),
+		Policy("y", "all", Selecting(nil), IngressRule(nil)),
+	}
+}
