@@ -7,8 +7,7 @@ const ColdStartChain = "cold-start"
 // ColdStart returns the ruleset an agent programs on a node that has
 // neither a table of ours nor a saved state (a brand-new node), before it
 // can reach the API server: until the first sync, the node's pods are
-// closed to new forwarded connections instead of open to everything
-// (issue 7, scenario 3).
+// closed to new forwarded connections instead of open to everything.
 //
 //	chain cold-start   hook forward priority filter - 10, policy accept
 //	    ct state established,related accept
