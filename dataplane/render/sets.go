@@ -30,22 +30,15 @@ func (r *renderer) dispatchSets(st *policy.State) {
 	}
 }
 
+// peerSet is the address set of one family of a rule's peers.
 func (r *renderer) peerSet(fam Family, p policy.Peers) string {
-	name := "peer" + strconv.Itoa(int(fam)) + "-" + idTag(p.ID)
-	if r.sets[name] != nil {
-		return name
-	}
-	s := &Set{Name: name, Kind: SetAddr4}
-	if fam == Family6 {
-		s.Kind = SetAddr6
-	}
-	for _, rg := range p.Ranges {
-		if rg.Is4() == (fam == Family4) {
-			s.Elements = append(s.Elements, Element{Addr: rg.First, AddrLast: rg.Last})
+	return r.familySet("peer", fam, p.ID, SetAddr4, SetAddr6, func(s *Set) {
+		for _, rg := range p.Ranges {
+			if rg.Is4() == (fam == Family4) {
+				s.Elements = append(s.Elements, Element{Addr: rg.First, AddrLast: rg.Last})
+			}
 		}
-	}
-	r.sets[name] = s
-	return name
+	})
 }
 
 func (r *renderer) portSet(ranges []policy.PortRange) string {
@@ -69,21 +62,31 @@ func (r *renderer) portSet(ranges []policy.PortRange) string {
 	return name
 }
 
+// namedSet is the address, protocol and port set of one family of a rule's
+// named ports.
 func (r *renderer) namedSet(fam Family, p policy.Ports) string {
-	name := "named" + strconv.Itoa(int(fam)) + "-" + idTag(p.NamedID)
+	return r.familySet("named", fam, p.NamedID, SetAddr4ProtoPort, SetAddr6ProtoPort, func(s *Set) {
+		for _, n := range p.Named {
+			if n.IP.Is4() == (fam == Family4) {
+				proto, _ := policy.ProtocolNumber(n.Protocol)
+				s.Elements = append(s.Elements, Element{Addr: n.IP, Proto: proto, Port: n.Port})
+			}
+		}
+	})
+}
+
+// familySet names the set of one family for a model ID and, the first time,
+// creates it with the family's kind and the elements fill adds.
+func (r *renderer) familySet(prefix string, fam Family, id string, kind4, kind6 SetKind, fill func(*Set)) string {
+	name := prefix + strconv.Itoa(int(fam)) + "-" + idTag(id)
 	if r.sets[name] != nil {
 		return name
 	}
-	s := &Set{Name: name, Kind: SetAddr4ProtoPort}
+	s := &Set{Name: name, Kind: kind4}
 	if fam == Family6 {
-		s.Kind = SetAddr6ProtoPort
+		s.Kind = kind6
 	}
-	for _, n := range p.Named {
-		if n.IP.Is4() == (fam == Family4) {
-			proto, _ := policy.ProtocolNumber(n.Protocol)
-			s.Elements = append(s.Elements, Element{Addr: n.IP, Proto: proto, Port: n.Port})
-		}
-	}
+	fill(s)
 	r.sets[name] = s
 	return name
 }
