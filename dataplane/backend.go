@@ -37,7 +37,7 @@ type Stats struct {
 }
 
 // ColdStarter is a Backend that can close a brand-new node before its first
-// Sync (issue 7, scenario 3): until the agent has synced once, a node
+// Sync: until the agent has synced once, a node
 // without any rule of ours would forward every new connection to and from
 // its pods.
 type ColdStarter interface {

@@ -3,11 +3,11 @@ package main
 import (
 	"github.com/palisade-dev/palisade/dataplane/agent"
 	"github.com/palisade-dev/palisade/dataplane/flowlog"
-	"github.com/palisade-dev/palisade/dataplane/render"
+	"github.com/palisade-dev/palisade/dataplane/verdictlog"
 )
 
 // defaultLogGroup is the NFLOG group of the rules' verdict log.
-const defaultLogGroup = render.DefaultLogGroup
+const defaultLogGroup = verdictlog.DefaultGroup
 
 // newEventSource opens the kernel's verdict log in the agent's namespace and
 // returns it with its count of lost observations.

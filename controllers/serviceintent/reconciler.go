@@ -28,6 +28,7 @@ import (
 	"github.com/palisade-dev/palisade/internal/intent"
 	"github.com/palisade-dev/palisade/internal/intent/compiler"
 	"github.com/palisade-dev/palisade/internal/intent/resolve"
+	"github.com/palisade-dev/palisade/internal/textutil"
 )
 
 // +kubebuilder:rbac:groups=palisade.dev,resources=serviceintents,verbs=get;list;watch;update;patch
@@ -281,7 +282,7 @@ func (r *Reconciler) namespaceLabels(ctx context.Context, callers []compiler.Cal
 func (r *Reconciler) recordUndeclared(si *v1alpha1.ServiceIntent, fresh []v1alpha1.UndeclaredCaller) time.Duration {
 	msg, wait := r.events.add(client.ObjectKeyFromObject(si), fresh, time.Now())
 	if msg != "" {
-		r.Recorder.Eventf(si, nil, corev1.EventTypeWarning, v1alpha1.EventUndeclaredCaller, "Observe", "%s", truncate(msg, 1024))
+		r.Recorder.Eventf(si, nil, corev1.EventTypeWarning, v1alpha1.EventUndeclaredCaller, "Observe", "%s", textutil.Abbreviate(msg, 1024))
 	}
 	return wait
 }
@@ -317,7 +318,7 @@ func (r *Reconciler) compile(ctx context.Context, si *v1alpha1.ServiceIntent, in
 	} else {
 		logger.Error(err, "compiling the intent failed; isolating its target")
 	}
-	r.Recorder.Eventf(si, nil, corev1.EventTypeWarning, v1alpha1.EventCompileFailed, "Compile", "%s; the target is isolated", truncate(err.Error(), 512))
+	r.Recorder.Eventf(si, nil, corev1.EventTypeWarning, v1alpha1.EventCompileFailed, "Compile", "%s; the target is isolated", textutil.Abbreviate(err.Error(), 512))
 	return compiler.Isolate(in), err
 }
 

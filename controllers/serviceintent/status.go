@@ -10,6 +10,7 @@ import (
 	"github.com/palisade-dev/palisade/api/v1alpha1"
 	"github.com/palisade-dev/palisade/controllers/observe"
 	"github.com/palisade-dev/palisade/internal/intent/resolve"
+	"github.com/palisade-dev/palisade/internal/textutil"
 )
 
 // statusInput is what a reconcile learned, to be written to status.
@@ -85,10 +86,10 @@ func appliedCondition(in statusInput) metav1.Condition {
 	switch {
 	case in.compileErr != nil:
 		applied.Status, applied.Reason = metav1.ConditionFalse, v1alpha1.ReasonCompileFailed
-		applied.Message = truncate(fmt.Sprintf("compile: %v; the target is isolated (no ingress allowed) until the intent compiles", in.compileErr), 1024)
+		applied.Message = textutil.Abbreviate(fmt.Sprintf("compile: %v; the target is isolated (no ingress allowed) until the intent compiles", in.compileErr), 1024)
 	case in.applyErr != nil:
 		applied.Status, applied.Reason = metav1.ConditionFalse, v1alpha1.ReasonApplyFailed
-		applied.Message = truncate(in.applyErr.Error(), 1024)
+		applied.Message = textutil.Abbreviate(in.applyErr.Error(), 1024)
 	case in.audit:
 		applied.Reason = v1alpha1.ReasonAuditMode
 		applied.Message = "Audit mode: the controller writes no NetworkPolicy for this intent; nothing is dropped on its behalf"
@@ -128,13 +129,6 @@ func readyCondition(in statusInput, resolved, applied metav1.Condition) metav1.C
 func setFailed(si *v1alpha1.ServiceIntent, err error) {
 	meta.SetStatusCondition(&si.Status.Conditions, metav1.Condition{
 		Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonReconcileFailed,
-		Message: truncate(err.Error(), 1024), ObservedGeneration: si.Generation,
+		Message: textutil.Abbreviate(err.Error(), 1024), ObservedGeneration: si.Generation,
 	})
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n-3] + "..."
 }

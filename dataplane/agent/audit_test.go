@@ -127,7 +127,7 @@ func TestAuditIntentBecomesAuditPolicies(t *testing.T) {
 
 	// The flow log's events are attributed against the synced state.
 	waitFor(t, "the state handed to the flow log", 5*time.Second, func() bool { return len(src.updates) > 0 })
-	a.Flows.Handle(flowlog.Event{Time: time.Now(), Verdict: v1alpha1.VerdictAudited, Direction: v1alpha1.FlowIngress, Protocol: 6,
+	a.Flows.Handle(flowlog.Event{Time: time.Now(), Verdict: policy.LogAudited, Direction: policy.Ingress, Protocol: 6,
 		Src: netip.MustParseAddr("10.1.0.2"), Dst: ordersIP, SrcPort: 33000, DstPort: 80, Policies: []string{auditKey}})
 	snap := agg.Snapshot(time.Now())
 	if len(snap) != 1 || snap[0].Source.WorkloadKind != "Deployment" || snap[0].Source.WorkloadName != "web" ||

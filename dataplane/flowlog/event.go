@@ -8,14 +8,14 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/palisade-dev/palisade/api/v1alpha1"
+	"github.com/palisade-dev/palisade/internal/policy"
 )
 
 // Event is one logged packet, decoded.
 type Event struct {
 	Time      time.Time
-	Verdict   v1alpha1.FlowVerdict
-	Direction v1alpha1.FlowDirection
+	Verdict   policy.LogVerdict
+	Direction policy.Direction
 	// Protocol is the IANA protocol number.
 	Protocol uint8
 	Src, Dst netip.Addr

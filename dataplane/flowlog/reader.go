@@ -12,7 +12,7 @@ import (
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/palisade-dev/palisade/dataplane/render"
+	"github.com/palisade-dev/palisade/dataplane/verdictlog"
 	"github.com/palisade-dev/palisade/internal/policy"
 )
 
@@ -29,7 +29,7 @@ const (
 
 // Config configures a Reader.
 type Config struct {
-	// Group is the NFLOG group to read; 0 means render.DefaultLogGroup.
+	// Group is the NFLOG group to read; 0 means verdictlog.DefaultGroup.
 	Group uint16
 	// NetNSFd is the network namespace to read in; 0 means the caller's.
 	NetNSFd int
@@ -67,7 +67,7 @@ type Reader struct {
 // NewReader returns a reader; Run starts reading.
 func NewReader(cfg Config) *Reader {
 	if cfg.Group == 0 {
-		cfg.Group = render.DefaultLogGroup
+		cfg.Group = verdictlog.DefaultGroup
 	}
 	if cfg.BufferSize == 0 {
 		cfg.BufferSize = DefaultBufferSize

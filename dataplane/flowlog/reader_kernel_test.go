@@ -7,7 +7,6 @@ import (
 
 	networkingv1 "k8s.io/api/networking/v1"
 
-	"github.com/palisade-dev/palisade/api/v1alpha1"
 	"github.com/palisade-dev/palisade/dataplane/flowlog"
 	"github.com/palisade-dev/palisade/dataplane/internal/netnstest"
 	"github.com/palisade-dev/palisade/dataplane/nft"
@@ -42,10 +41,10 @@ func TestReaderSurvivesOverruns(t *testing.T) {
 	seen := make(chan struct{}, 1)
 	netnstest.StartReader(t, reader, func(ev flowlog.Event) {
 		switch ev.Verdict {
-		case v1alpha1.VerdictDropped:
+		case policy.LogDropped:
 			dropped++
 			time.Sleep(100 * time.Microsecond) // a slow consumer
-		case v1alpha1.VerdictAllowed:
+		case policy.LogAllowed:
 			allowed++
 			select {
 			case seen <- struct{}{}:

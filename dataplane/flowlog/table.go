@@ -4,8 +4,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/palisade-dev/palisade/api/v1alpha1"
-	"github.com/palisade-dev/palisade/dataplane/render"
+	"github.com/palisade-dev/palisade/dataplane/verdictlog"
 	"github.com/palisade-dev/palisade/internal/policy"
 )
 
@@ -14,20 +13,20 @@ import (
 // before a sync is often read just after it.
 type prefixTable struct {
 	mu        sync.RWMutex
-	cur, prev map[string]render.LogEntry
+	cur, prev map[string]verdictlog.Entry
 	prevUntil time.Time
 	grace     time.Duration
 }
 
 func (t *prefixTable) update(st *policy.State, now time.Time) {
-	next := render.LogTable(st)
+	next := verdictlog.Table(st)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.prev, t.prevUntil = t.cur, now.Add(t.grace)
 	t.cur = next
 }
 
-func (t *prefixTable) lookup(prefix string, now time.Time) (render.LogEntry, bool) {
+func (t *prefixTable) lookup(prefix string, now time.Time) (verdictlog.Entry, bool) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	if e, ok := t.cur[prefix]; ok {
@@ -36,18 +35,7 @@ func (t *prefixTable) lookup(prefix string, now time.Time) (render.LogEntry, boo
 	if e, ok := t.prev[prefix]; ok && now.Before(t.prevUntil) {
 		return e, true
 	}
-	return render.LogEntry{}, false
-}
-
-var verdicts = map[policy.LogVerdict]v1alpha1.FlowVerdict{
-	policy.LogAllowed: v1alpha1.VerdictAllowed,
-	policy.LogDropped: v1alpha1.VerdictDropped,
-	policy.LogAudited: v1alpha1.VerdictAudited,
-}
-
-var directions = map[policy.Direction]v1alpha1.FlowDirection{
-	policy.Ingress: v1alpha1.FlowIngress,
-	policy.Egress:  v1alpha1.FlowEgress,
+	return verdictlog.Entry{}, false
 }
 
 // event decodes one log message. A prefix that is Palisade's but in no
@@ -56,7 +44,7 @@ var directions = map[policy.Direction]v1alpha1.FlowDirection{
 func (t *prefixTable) event(m logMessage, now time.Time) (Event, bool) {
 	entry, ok := t.lookup(m.Prefix, now)
 	if !ok {
-		parsed, _, pok := render.ParseLogPrefix(m.Prefix)
+		parsed, _, pok := verdictlog.Parse(m.Prefix)
 		if !pok {
 			return Event{}, false
 		}
@@ -72,8 +60,8 @@ func (t *prefixTable) event(m logMessage, now time.Time) (Event, bool) {
 	}
 	return Event{
 		Time:      ts,
-		Verdict:   verdicts[entry.Verdict],
-		Direction: directions[entry.Direction],
+		Verdict:   entry.Verdict,
+		Direction: entry.Direction,
 		Protocol:  pkt.Protocol,
 		Src:       pkt.Src,
 		Dst:       pkt.Dst,

@@ -8,8 +8,7 @@ import (
 
 	networkingv1 "k8s.io/api/networking/v1"
 
-	"github.com/palisade-dev/palisade/api/v1alpha1"
-	"github.com/palisade-dev/palisade/dataplane/render"
+	"github.com/palisade-dev/palisade/dataplane/verdictlog"
 	"github.com/palisade-dev/palisade/internal/policy"
 	pt "github.com/palisade-dev/palisade/internal/policy/policytest"
 )
@@ -32,9 +31,9 @@ func TestEventDecoding(t *testing.T) {
 	now := time.Unix(1000, 0)
 	tcp := ipv4(6, "10.9.0.9", "10.1.0.1", false, 0, ports4(40000, 80))
 	udp6 := ipv6(17, "fd00::9", "fd00::1", ports4(5000, 53))
-	allowIn := render.LogPrefix(policy.LogAllowed, policy.Ingress, []string{"x/web"})
-	dropIn := render.LogPrefix(policy.LogDropped, policy.Ingress, []string{"x/web"})
-	auditIn := render.LogPrefix(policy.LogAudited, policy.Ingress, []string{"audit:x/web"})
+	allowIn := verdictlog.Prefix(policy.LogAllowed, policy.Ingress, []string{"x/web"})
+	dropIn := verdictlog.Prefix(policy.LogDropped, policy.Ingress, []string{"x/web"})
+	auditIn := verdictlog.Prefix(policy.LogAudited, policy.Ingress, []string{"audit:x/web"})
 
 	tests := []struct {
 		name   string
@@ -45,19 +44,19 @@ func TestEventDecoding(t *testing.T) {
 		ok     bool
 	}{
 		{"allowed", []*policy.State{st}, now, logMessage{Prefix: allowIn, Payload: tcp, Time: time.Unix(5, 0)},
-			Event{Time: time.Unix(5, 0), Verdict: v1alpha1.VerdictAllowed, Direction: v1alpha1.FlowIngress, Protocol: 6,
+			Event{Time: time.Unix(5, 0), Verdict: policy.LogAllowed, Direction: policy.Ingress, Protocol: 6,
 				Src: netip.MustParseAddr("10.9.0.9"), Dst: netip.MustParseAddr("10.1.0.1"), SrcPort: 40000, DstPort: 80, Policies: []string{"x/web"}}, true},
 		{"dropped ipv6, no kernel timestamp", []*policy.State{st}, now, logMessage{Prefix: dropIn, Payload: udp6},
-			Event{Time: now, Verdict: v1alpha1.VerdictDropped, Direction: v1alpha1.FlowIngress, Protocol: 17,
+			Event{Time: now, Verdict: policy.LogDropped, Direction: policy.Ingress, Protocol: 17,
 				Src: netip.MustParseAddr("fd00::9"), Dst: netip.MustParseAddr("fd00::1"), SrcPort: 5000, DstPort: 53, Policies: []string{"x/web"}}, true},
 		{"audited", []*policy.State{auditSt}, now, logMessage{Prefix: auditIn, Payload: tcp},
-			Event{Time: now, Verdict: v1alpha1.VerdictAudited, Direction: v1alpha1.FlowIngress, Protocol: 6,
+			Event{Time: now, Verdict: policy.LogAudited, Direction: policy.Ingress, Protocol: 6,
 				Src: netip.MustParseAddr("10.9.0.9"), Dst: netip.MustParseAddr("10.1.0.1"), SrcPort: 40000, DstPort: 80, Policies: []string{"audit:x/web"}}, true},
 		{"previous state within the grace period", []*policy.State{st, auditSt}, now.Add(30 * time.Second), logMessage{Prefix: dropIn, Payload: tcp},
-			Event{Time: now.Add(30 * time.Second), Verdict: v1alpha1.VerdictDropped, Direction: v1alpha1.FlowIngress, Protocol: 6,
+			Event{Time: now.Add(30 * time.Second), Verdict: policy.LogDropped, Direction: policy.Ingress, Protocol: 6,
 				Src: netip.MustParseAddr("10.9.0.9"), Dst: netip.MustParseAddr("10.1.0.1"), SrcPort: 40000, DstPort: 80, Policies: []string{"x/web"}}, true},
 		{"previous state after the grace period: verdict without policies", []*policy.State{st, auditSt}, now.Add(2 * time.Minute), logMessage{Prefix: dropIn, Payload: tcp},
-			Event{Time: now.Add(2 * time.Minute), Verdict: v1alpha1.VerdictDropped, Direction: v1alpha1.FlowIngress, Protocol: 6,
+			Event{Time: now.Add(2 * time.Minute), Verdict: policy.LogDropped, Direction: policy.Ingress, Protocol: 6,
 				Src: netip.MustParseAddr("10.9.0.9"), Dst: netip.MustParseAddr("10.1.0.1"), SrcPort: 40000, DstPort: 80}, true},
 		{"foreign prefix", []*policy.State{st}, now, logMessage{Prefix: "someone else", Payload: tcp}, Event{}, false},
 		{"bad packet", []*policy.State{st}, now, logMessage{Prefix: allowIn, Payload: []byte{0x45}}, Event{}, false},

@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/palisade-dev/palisade/api/v1alpha1"
 	"github.com/palisade-dev/palisade/dataplane/flowlog"
 	"github.com/palisade-dev/palisade/internal/policy"
 )
@@ -69,7 +70,7 @@ func (ix *Index) Pod(ip netip.Addr) Endpoint {
 // name the controller would give them) and to their intents.
 func (ix *Index) Attribute(ev flowlog.Event) Flow {
 	f := Flow{
-		Time: ev.Time, Direction: ev.Direction, Verdict: ev.Verdict, Protocol: ev.Protocol,
+		Time: ev.Time, Direction: flowDirections[ev.Direction], Verdict: flowVerdicts[ev.Verdict], Protocol: ev.Protocol,
 		Source: ix.Pod(ev.Src), Destination: ix.Pod(ev.Dst),
 		SourcePort: ev.SrcPort, DestinationPort: ev.DstPort,
 	}
@@ -90,6 +91,20 @@ func (ix *Index) Attribute(ev flowlog.Event) Flow {
 	f.Intents = sortedUnique(f.Intents)
 	return f
 }
+
+// flowVerdicts and flowDirections name the kernel's decisions as the
+// NodeFlowReport API does.
+var (
+	flowVerdicts = map[policy.LogVerdict]v1alpha1.FlowVerdict{
+		policy.LogAllowed: v1alpha1.VerdictAllowed,
+		policy.LogDropped: v1alpha1.VerdictDropped,
+		policy.LogAudited: v1alpha1.VerdictAudited,
+	}
+	flowDirections = map[policy.Direction]v1alpha1.FlowDirection{
+		policy.Ingress: v1alpha1.FlowIngress,
+		policy.Egress:  v1alpha1.FlowEgress,
+	}
+)
 
 func sortedUnique(s []string) []string {
 	if len(s) == 0 {

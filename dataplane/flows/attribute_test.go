@@ -12,6 +12,7 @@ import (
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
 	"github.com/palisade-dev/palisade/dataplane/flowlog"
+	"github.com/palisade-dev/palisade/internal/policy"
 )
 
 func pod(ns, name, node string, phase corev1.PodPhase, labels map[string]string, owners []metav1.OwnerReference, ips ...string) *corev1.Pod {
@@ -50,7 +51,7 @@ func TestAttribute(t *testing.T) {
 	}{
 		{
 			name: "pod to pod, enforce policy with intent",
-			ev: flowlog.Event{Time: now, Verdict: v1alpha1.VerdictAllowed, Direction: v1alpha1.FlowIngress, Protocol: 6,
+			ev: flowlog.Event{Time: now, Verdict: policy.LogAllowed, Direction: policy.Ingress, Protocol: 6,
 				Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2"), SrcPort: 40000, DstPort: 5432,
 				Policies: []string{"shop/db-ingress"}},
 			want: Flow{Time: now, Node: "n1", Verdict: v1alpha1.VerdictAllowed, Direction: v1alpha1.FlowIngress, Protocol: 6,
@@ -62,7 +63,7 @@ func TestAttribute(t *testing.T) {
 		},
 		{
 			name: "external source, audit policy, policy without intent, v6 mapped address",
-			ev: flowlog.Event{Time: now, Verdict: v1alpha1.VerdictAudited, Direction: v1alpha1.FlowIngress, Protocol: 17,
+			ev: flowlog.Event{Time: now, Verdict: policy.LogAudited, Direction: policy.Ingress, Protocol: 17,
 				Src: netip.MustParseAddr("203.0.113.9"), Dst: netip.MustParseAddr("::ffff:10.0.0.1"), DstPort: 53,
 				Policies: []string{"shop/other", "audit:shop/web-ingress", "shop/other"}},
 			want: Flow{Time: now, Node: "n1", Verdict: v1alpha1.VerdictAudited, Direction: v1alpha1.FlowIngress, Protocol: 17,
@@ -73,7 +74,7 @@ func TestAttribute(t *testing.T) {
 		},
 		{
 			name: "reused address is the live pod's; host network pods are not pods",
-			ev: flowlog.Event{Time: now, Verdict: v1alpha1.VerdictDropped, Direction: v1alpha1.FlowEgress, Protocol: 6,
+			ev: flowlog.Event{Time: now, Verdict: policy.LogDropped, Direction: policy.Egress, Protocol: 6,
 				Src: netip.MustParseAddr("10.0.0.3"), Dst: netip.MustParseAddr("192.168.0.1"), DstPort: 443},
 			want: Flow{Time: now, Node: "n1", Verdict: v1alpha1.VerdictDropped, Direction: v1alpha1.FlowEgress, Protocol: 6,
 				Source: Endpoint{IP: netip.MustParseAddr("10.0.0.3"), Namespace: "shop", Pod: "new", Node: "n1",

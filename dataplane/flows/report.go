@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
+	"github.com/palisade-dev/palisade/internal/textutil"
 )
 
 // Bounds of one NodeFlowReport. etcd refuses objects over 1.5 MiB; a
@@ -150,10 +151,10 @@ func record(e *Entry) (v1alpha1.FlowRecord, bool) {
 
 func endpoint(e Endpoint) v1alpha1.FlowEndpoint {
 	out := v1alpha1.FlowEndpoint{
-		Namespace:    truncate(e.Namespace, 63),
-		WorkloadKind: truncate(e.WorkloadKind, 32),
-		WorkloadName: truncate(e.WorkloadName, 253),
-		Pod:          truncate(e.Pod, 253),
+		Namespace:    textutil.Truncate(e.Namespace, 63),
+		WorkloadKind: textutil.Truncate(e.WorkloadKind, 32),
+		WorkloadName: textutil.Truncate(e.WorkloadName, 253),
+		Pod:          textutil.Truncate(e.Pod, 253),
 		Labels:       IdentityLabels(e.Labels),
 	}
 	if e.IP.IsValid() {
@@ -172,14 +173,7 @@ func bounded(items []string, n, length int) []string {
 		if len(out) == n {
 			break
 		}
-		out = append(out, truncate(s, length))
+		out = append(out, textutil.Truncate(s, length))
 	}
 	return out
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }

@@ -1,7 +1,6 @@
 package flows
 
 import (
-	"maps"
 	"slices"
 	"strings"
 
@@ -110,12 +109,4 @@ func controllerOf(owners []metav1.OwnerReference) *metav1.OwnerReference {
 		return &owners[0]
 	}
 	return nil
-}
-
-// cloneLabels copies a label map (nil stays nil).
-func cloneLabels(m map[string]string) map[string]string {
-	if m == nil {
-		return nil
-	}
-	return maps.Clone(m)
 }

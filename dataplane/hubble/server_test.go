@@ -167,6 +167,23 @@ func follow(t *testing.T, c observerpb.ObserverClient, req *observerpb.GetFlowsR
 	return ch
 }
 
+// expectEnd waits for a follow stream to end without a response and checks
+// that it left no follower subscribed to b.
+func expectEnd(t *testing.T, b *Buffer, ch <-chan *observerpb.GetFlowsResponse, when string) {
+	t.Helper()
+	select {
+	case _, ok := <-ch:
+		if ok {
+			t.Errorf("response on a follow stream %s", when)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("follow stream still open %s", when)
+	}
+	if b.Followers() != 0 {
+		t.Errorf("%d followers left subscribed", b.Followers())
+	}
+}
+
 func waitFollowers(t *testing.T, b *Buffer, n int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -406,17 +423,7 @@ func TestServeStopsOnContextEnd(t *testing.T) {
 	if d := time.Since(start); d >= gracePeriod {
 		t.Errorf("Serve took %v to stop, the follow stream held it", d)
 	}
-	select {
-	case _, ok := <-ch:
-		if ok {
-			t.Error("response after stop")
-		}
-	case <-time.After(10 * time.Second):
-		t.Error("follow stream still open after Serve returned")
-	}
-	if b.Followers() != 0 {
-		t.Errorf("%d followers left subscribed", b.Followers())
-	}
+	expectEnd(t, b, ch, "after Serve returned")
 }
 
 func TestListenAndServeBadAddress(t *testing.T) {
@@ -513,15 +520,5 @@ func TestGetFlowsFollowUntil(t *testing.T) {
 	b := NewBuffer(0)
 	s := serve(t, b, ServerOptions{}, nil)
 	ch := follow(t, s.client, &observerpb.GetFlowsRequest{Follow: true, Until: timestamppb.New(time.Now().Add(300 * time.Millisecond))})
-	select {
-	case _, ok := <-ch:
-		if ok {
-			t.Error("response while no flow was observed")
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("follow stream with until still open")
-	}
-	if b.Followers() != 0 {
-		t.Errorf("%d followers left subscribed", b.Followers())
-	}
+	expectEnd(t, b, ch, "with until, no flow observed")
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/bits"
 	"os/exec"
 	"strings"
 	"sync"
@@ -21,10 +20,9 @@ import (
 // Backend programs our chains with iptables-restore. The zero value is not
 // usable; use New.
 type Backend struct {
-	mu      sync.Mutex
-	markBit uint32
-	render  []render.Option
-	tables  []*table
+	mu     sync.Mutex
+	render []render.Option
+	tables []*table
 }
 
 var _ dataplane.Backend = (*Backend)(nil)
@@ -38,7 +36,6 @@ type table struct {
 }
 
 type config struct {
-	markBit  uint32
 	families []Family
 	render   []render.Option
 }
@@ -46,17 +43,12 @@ type config struct {
 // Option configures a Backend.
 type Option func(*config)
 
-// WithMarkBit sets the packet-mark bit that means "allowed" inside our
-// chains (default DefaultMarkBit). It must be a single bit that no other
-// software on the node uses.
-func WithMarkBit(bit uint32) Option { return func(c *config) { c.markBit = bit } }
-
 // WithFamilies restricts the backend to some families (default both), for
 // nodes whose kernel has IPv6 disabled.
 func WithFamilies(f ...Family) Option { return func(c *config) { c.families = f } }
 
 // WithRenderOptions sets the rendering options (verdict logging); without
-// it the render defaults apply (logging on, render.DefaultLogGroup).
+// it the render defaults apply (logging on, verdictlog.DefaultGroup).
 func WithRenderOptions(opts ...render.Option) Option {
 	return func(c *config) { c.render = append(c.render, opts...) }
 }
@@ -65,14 +57,11 @@ func WithRenderOptions(opts ...render.Option) Option {
 // their restore binaries, and checks that each restore binary is the same
 // variant (nf_tables or legacy) as its iptables. It programs nothing.
 func New(opts ...Option) (*Backend, error) {
-	cfg := config{markBit: DefaultMarkBit, families: []Family{IPv4, IPv6}}
+	cfg := config{families: []Family{IPv4, IPv6}}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if bits.OnesCount32(cfg.markBit) != 1 {
-		return nil, fmt.Errorf("mark bit %#x is not a single bit", cfg.markBit)
-	}
-	b := &Backend{markBit: cfg.markBit, render: cfg.render}
+	b := &Backend{render: cfg.render}
 	for _, fam := range cfg.families {
 		t, err := newTable(fam)
 		if err != nil {
@@ -135,7 +124,7 @@ func (b *Backend) Sync(ctx context.Context, st *policy.State) (dataplane.Stats, 
 	defer b.mu.Unlock()
 	stats := dataplane.Stats{Full: true}
 	for _, t := range b.tables {
-		rs := Render(st, t.family, b.markBit, b.render...)
+		rs := Render(st, t.family, DefaultMarkBit, b.render...)
 		cur, err := t.current()
 		if err != nil {
 			return dataplane.Stats{}, err
@@ -145,7 +134,7 @@ func (b *Backend) Sync(ctx context.Context, st *policy.State) (dataplane.Stats, 
 		if err := t.apply(ctx, input); err != nil {
 			return dataplane.Stats{}, err
 		}
-		stats.Rules += rs.Count() + len(Hooks)
+		stats.Rules += rs.Count() + len(Hooks())
 	}
 	return stats, nil
 }
@@ -181,7 +170,7 @@ func (t *table) current() (Current, error) {
 			cur.Chains = append(cur.Chains, c)
 		}
 	}
-	for _, h := range Hooks {
+	for _, h := range Hooks() {
 		rules, err := t.ipt.List("filter", h.Builtin)
 		if err != nil {
 			return Current{}, fmt.Errorf("list %s %s: %w", t.family, h.Builtin, err)

@@ -56,7 +56,7 @@ func (cur Current) installed() bool {
 	if len(cur.Chains) > 0 {
 		return true
 	}
-	for _, h := range Hooks {
+	for _, h := range Hooks() {
 		for _, line := range cur.Builtin[h.Builtin] {
 			if strings.Contains(line, " -j "+ChainPrefix) || strings.Contains(line, " -g "+ChainPrefix) {
 				return true

@@ -73,10 +73,9 @@
 //	  -m mark --mark BIT/BIT -j RETURN     an earlier policy already allowed it
 //	  <peer and port matches> -j MARK --set-xmark BIT/BIT   (or -j PALISADE-SRC-… which sets it)
 //
-// BIT is DefaultMarkBit (0x00800000) unless WithMarkBit says otherwise. It is
-// only meaningful while the packet is inside our chains and is always zero
-// when the packet leaves them, but we clear it: software that uses the same
-// bit must pick another one. kube-proxy uses 0x4000 and 0x8000, kube-router
+// BIT is DefaultMarkBit (0x00800000). It is only meaningful while the packet
+// is inside our chains and is always zero when the packet leaves them, but we
+// clear it: software that uses the same bit must pick another one. kube-proxy uses 0x4000 and 0x8000, kube-router
 // 0x10000 and 0x20000, Cilium bits of 0x0F00; Calico's default mask
 // 0xffff0000 covers it, but Calico enforces NetworkPolicy itself and is not a
 // CNI this backend is meant for.
@@ -84,7 +83,7 @@
 // # Verdict log
 //
 // The same decisions as the nftables ruleset are logged, with the same
-// prefixes (render.LogPrefix, decoded by render.LogTable), through
+// prefixes (verdictlog.Prefix, decoded by verdictlog.Table), through
 // `-m limit --limit R/sec --limit-burst B -j NFLOG --nflog-group G
 // --nflog-prefix P`. NFLOG does not terminate, and the limit is in the log
 // rule only, so a packet over the limit meets the same verdict. In a group

@@ -10,7 +10,9 @@ import (
 	"strings"
 
 	"github.com/palisade-dev/palisade/dataplane/render"
+	"github.com/palisade-dev/palisade/dataplane/verdictlog"
 	"github.com/palisade-dev/palisade/internal/policy"
+	"github.com/palisade-dev/palisade/internal/textutil"
 )
 
 // dispatchLeaf is the most addresses a dispatch chain matches one by one
@@ -22,7 +24,7 @@ const maxComment = 200
 
 // Render returns the chains that enforce st for one family, logging
 // verdicts as opts say (the same prefixes as the nftables ruleset, see
-// render.LogPrefix). It is pure and deterministic: equal states and options
+// verdictlog.Prefix). It is pure and deterministic: equal states and options
 // give equal rulesets.
 func Render(st *policy.State, fam Family, markBit uint32, opts ...render.Option) *Ruleset {
 	r := &renderer{fam: fam, chains: map[string]*Chain{}, log: render.Resolve(opts...).Log}
@@ -95,7 +97,7 @@ func (r *renderer) logRule(v policy.LogVerdict, dir policy.Direction, policies [
 		return Rule{}, false
 	}
 	return Rule{Mark: mark, Target: Log, Log: render.Log{
-		Prefix: render.LogPrefix(v, dir, policies), Group: r.log.Group, Rate: r.log.Rate, Burst: r.log.Burst,
+		Prefix: verdictlog.Prefix(v, dir, policies), Group: r.log.Group, Rate: r.log.Rate, Burst: r.log.Burst,
 	}}, true
 }
 
@@ -123,7 +125,7 @@ func (r *renderer) direction(dir policy.Direction, groups []policy.Group, rules 
 		gc.Rules = append(gc.Rules, Rule{CtState: "INVALID", Target: invalid}, Rule{Target: ClearMark})
 		for _, key := range g.Policies {
 			pc := r.policyChain(dir, key, rules[key])
-			gc.Rules = append(gc.Rules, Rule{Comment: truncate(key, maxComment), Target: Jump, Chain: pc})
+			gc.Rules = append(gc.Rules, Rule{Comment: textutil.Truncate(key, maxComment), Target: Jump, Chain: pc})
 			if l, ok := r.logRule(policy.LogAllowed, dir, []string{key}, MarkAny); ok {
 				// The first policy that allows goes to its allow chain, which
 				// logs, clears the mark and returns to our caller: the log
@@ -147,7 +149,7 @@ func (r *renderer) direction(dir policy.Direction, groups []policy.Group, rules 
 		}
 		for _, ip := range g.IPs {
 			if r.ours(ip) {
-				entries = append(entries, dispatchEntry{ip: ip, chain: gc.Name, note: truncate(note, maxComment)})
+				entries = append(entries, dispatchEntry{ip: ip, chain: gc.Name, note: textutil.Truncate(note, maxComment)})
 			}
 		}
 	}
@@ -276,7 +278,7 @@ func (r *renderer) peerChain(dir policy.Direction, p policy.Peers) string {
 		// The model always sets an ID; without one, name by content.
 		id = fmt.Sprint(ranges)
 	}
-	name := fmt.Sprintf("%s%s-%s", ChainPrefix, side, short(id))
+	name := fmt.Sprintf("%s%s-%s", ChainPrefix, side, nameHash(id))
 	if r.chains[name] != nil {
 		return name
 	}
@@ -328,7 +330,7 @@ func (r *renderer) dispatch(base, name string, byDst bool, entries []dispatchEnt
 	})
 	for _, half := range [][]dispatchEntry{entries[:split], entries[split:]} {
 		p := netip.PrefixFrom(half[0].ip, commonBits(half[0].ip, half[len(half)-1].ip)).Masked()
-		sub := fmt.Sprintf("%s-%s", base, short(p.String())[:8])
+		sub := fmt.Sprintf("%s-%s", base, nameHash(p.String())[:8])
 		rule := Rule{Target: Jump, Chain: sub}
 		if byDst {
 			rule.Dst = policy.PrefixRange(p)
@@ -364,7 +366,7 @@ func groupChainName(dir policy.Direction, policies []string) string {
 	if dir == policy.Egress {
 		kind = "EG"
 	}
-	return fmt.Sprintf("%s%s-%s", ChainPrefix, kind, short(strings.Join(policies, "\x00")))
+	return fmt.Sprintf("%s%s-%s", ChainPrefix, kind, nameHash(strings.Join(policies, "\x00")))
 }
 
 func policyChainName(dir policy.Direction, key string) string {
@@ -372,7 +374,7 @@ func policyChainName(dir policy.Direction, key string) string {
 	if dir == policy.Egress {
 		kind = "PEG"
 	}
-	return fmt.Sprintf("%s%s-%s", ChainPrefix, kind, short(key))
+	return fmt.Sprintf("%s%s-%s", ChainPrefix, kind, nameHash(key))
 }
 
 // allowChainName names the chain that logs what a policy allows.
@@ -381,17 +383,12 @@ func allowChainName(dir policy.Direction, key string) string {
 	if dir == policy.Egress {
 		kind = "AEG"
 	}
-	return fmt.Sprintf("%s%s-%s", ChainPrefix, kind, short(key))
+	return fmt.Sprintf("%s%s-%s", ChainPrefix, kind, nameHash(key))
 }
 
-func short(s string) string {
+// nameHash is 10 hex digits of the SHA-256 of s: unique enough to name a
+// chain within the kernel's 28 bytes.
+func nameHash(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])[:10]
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }

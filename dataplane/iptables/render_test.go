@@ -16,6 +16,7 @@ import (
 
 	"github.com/palisade-dev/palisade/dataplane/iptables"
 	"github.com/palisade-dev/palisade/dataplane/render"
+	"github.com/palisade-dev/palisade/dataplane/verdictlog"
 	"github.com/palisade-dev/palisade/internal/policy"
 	pt "github.com/palisade-dev/palisade/internal/policy/policytest"
 )
@@ -24,44 +25,9 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 const node = pt.Node
 
-func cluster(pods []policy.Pod, policies ...*networkingv1.NetworkPolicy) *policy.State {
-	st := policy.Compute(policy.Input{
-		NodeName:   node,
-		Namespaces: []policy.Namespace{pt.Namespace("x", map[string]string{"team": "x"}), pt.Namespace("y", map[string]string{"team": "y"})},
-		Pods:       pods,
-		Policies:   policies,
-	})
-	return &st
-}
-
-func basePods() []policy.Pod {
-	return []policy.Pod{
-		pt.WithPorts(pt.Pod("x", "a", node, map[string]string{"app": "a"}, "10.100.1.1", "fd00:100::1:1"),
-			policy.ContainerPort{Name: "http", Protocol: corev1.ProtocolTCP, Port: 8080}),
-		pt.Pod("x", "b", node, map[string]string{"app": "b"}, "10.100.1.2", "fd00:100::1:2"),
-		pt.Pod("y", "a", "node-b", map[string]string{"app": "a"}, "10.100.2.1", "fd00:100::2:1"),
-		pt.Pod("y", "c", node, map[string]string{"app": "c"}, "10.100.2.3"),
-	}
-}
-
-func mixedPolicies() []*networkingv1.NetworkPolicy {
-	return []*networkingv1.NetworkPolicy{
-		pt.Policy("x", "web", pt.Selecting(map[string]string{"app": "a"}),
-			pt.IngressRule(pt.Peers(pt.PodPeer(map[string]string{"app": "b"}), pt.NamespacePeer(map[string]string{"team": "y"})), pt.TCP(80), pt.PortRange(corev1.ProtocolUDP, 5000, 5010)),
-			pt.IngressRule(pt.Peers(pt.BlockPeer("10.0.0.0/8", "10.100.0.0/16"), pt.BlockPeer("fd00::/8", "fd00:100::/48")), pt.NamedPort(corev1.ProtocolTCP, "http")),
-			pt.IngressRule(nil, pt.Port(corev1.ProtocolSCTP, 9)),
-		),
-		pt.Policy("x", "egress", pt.Selecting(nil),
-			pt.EgressRule(pt.Peers(pt.NamespacePodPeer(map[string]string{}, map[string]string{"app": "a"})), pt.NamedPort(corev1.ProtocolTCP, "http"), pt.TCP(80)),
-			pt.EgressRule(nil, pt.Port(corev1.ProtocolUDP, 53)),
-		),
-		pt.Policy("y", "all", pt.Selecting(nil), pt.IngressRule(nil)),
-	}
-}
-
 // manyPods puts n isolated pods on the node, enough for a dispatch tree.
 func manyPods(n int) []policy.Pod {
-	pods := basePods()
+	pods := pt.BasePods()
 	for i := range n {
 		pods = append(pods, pt.Pod("x", fmt.Sprintf("many%d", i), node, map[string]string{"app": "many"},
 			fmt.Sprintf("10.100.%d.%d", 8+i/100, 1+i%100), fmt.Sprintf("fd00:100::8:%x", 1+i)))
@@ -71,14 +37,14 @@ func manyPods(n int) []policy.Pod {
 
 func goldenStates() map[string]*policy.State {
 	return map[string]*policy.State{
-		"empty":    cluster(basePods()),
-		"deny-all": cluster(basePods(), pt.Policy("x", "deny-all", pt.Types(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress))),
-		"mixed":    cluster(basePods(), mixedPolicies()...),
-		"many-ports": cluster(basePods(), pt.Policy("x", "ports", pt.Selecting(map[string]string{"app": "a"}),
+		"empty":    pt.ClusterState(pt.BasePods()),
+		"deny-all": pt.ClusterState(pt.BasePods(), pt.Policy("x", "deny-all", pt.Types(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress))),
+		"mixed":    pt.ClusterState(pt.BasePods(), pt.MixedPolicies()...),
+		"many-ports": pt.ClusterState(pt.BasePods(), pt.Policy("x", "ports", pt.Selecting(map[string]string{"app": "a"}),
 			pt.IngressRule(pt.Peers(pt.PodPeer(nil)), pt.TCP(1), pt.TCP(3), pt.TCP(5), pt.TCP(7), pt.TCP(9), pt.TCP(11), pt.TCP(13), pt.TCP(15),
 				pt.PortRange(corev1.ProtocolTCP, 100, 200), pt.PortRange(corev1.ProtocolTCP, 300, 400), pt.PortRange(corev1.ProtocolTCP, 500, 600),
 				pt.PortRange(corev1.ProtocolTCP, 700, 800), pt.Port(corev1.ProtocolUDP, 53), pt.AllPortsOf(corev1.ProtocolSCTP)))),
-		"dispatch-tree": cluster(manyPods(40), pt.Policy("x", "deny-many", pt.Selecting(map[string]string{"app": "many"}),
+		"dispatch-tree": pt.ClusterState(manyPods(40), pt.Policy("x", "deny-many", pt.Selecting(map[string]string{"app": "many"}),
 			pt.Types(networkingv1.PolicyTypeIngress))),
 	}
 }
@@ -101,9 +67,9 @@ func TestGolden(t *testing.T) {
 }
 
 func TestRenderIsDeterministic(t *testing.T) {
-	pols := mixedPolicies()
-	a := cluster(basePods(), pols...)
-	b := cluster(basePods(), pols[2], pols[1], pols[0])
+	pols := pt.MixedPolicies()
+	a := pt.ClusterState(pt.BasePods(), pols...)
+	b := pt.ClusterState(pt.BasePods(), pols[2], pols[1], pols[0])
 	for _, fam := range []iptables.Family{iptables.IPv4, iptables.IPv6} {
 		if !reflect.DeepEqual(iptables.Render(a, fam, iptables.DefaultMarkBit), iptables.Render(b, fam, iptables.DefaultMarkBit)) {
 			t.Errorf("%s: Render depends on input order", fam)
@@ -142,7 +108,7 @@ func TestNoAccept(t *testing.T) {
 // TestDispatchTreeIsShallow: with many isolated pods, reaching any pod's
 // group takes far fewer rules than one per pod.
 func TestDispatchTreeIsShallow(t *testing.T) {
-	st := cluster(manyPods(200), pt.Policy("x", "deny-many", pt.Selecting(map[string]string{"app": "many"}), pt.Types(networkingv1.PolicyTypeIngress)))
+	st := pt.ClusterState(manyPods(200), pt.Policy("x", "deny-many", pt.Selecting(map[string]string{"app": "many"}), pt.Types(networkingv1.PolicyTypeIngress)))
 	for _, fam := range []iptables.Family{iptables.IPv4, iptables.IPv6} {
 		rs := iptables.Render(st, fam, iptables.DefaultMarkBit)
 		// The mid-stream chains dispatch on the same pods the same way.
@@ -205,7 +171,7 @@ func TestTracerAgreesWithModelAndNFT(t *testing.T) {
 			if _, nftLogs := nft.TraceLogs(render.HookForward, p); !reflect.DeepEqual(logs, nftLogs) {
 				t.Fatalf("round %d %+v: iptables logs %q, nftables %q\n%s", round, p, logs, nftLogs, iptables.RestoreInput(rs, iptables.Current{}))
 			}
-			table := render.LogTable(&st)
+			table := verdictlog.Table(&st)
 			var decided []policy.Decision
 			for _, l := range logs {
 				e, ok := table[l]

@@ -80,7 +80,7 @@ func RestoreInput(rs *Ruleset, cur Current) string {
 			b.WriteString("-A " + c.Name + " " + strings.Join(r.Args(rs.MarkBit), " ") + "\n")
 		}
 	}
-	for _, h := range Hooks {
+	for _, h := range Hooks() {
 		for _, line := range jumpFixes(cur, h.Builtin, h.Chain) {
 			b.WriteString(line + "\n")
 		}
@@ -97,7 +97,7 @@ func RestoreInput(rs *Ruleset, cur Current) string {
 // to remove.
 func UninstallInput(cur Current) string {
 	var lines []string
-	for _, h := range Hooks {
+	for _, h := range Hooks() {
 		spec := jumpSpec(h.Builtin, h.Chain)
 		for _, line := range cur.Builtin[h.Builtin] {
 			if line == spec {

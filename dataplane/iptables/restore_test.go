@@ -5,10 +5,13 @@ import (
 	"testing"
 
 	"github.com/palisade-dev/palisade/dataplane/iptables"
+	pt "github.com/palisade-dev/palisade/internal/policy/policytest"
 )
 
 // minimal is a ruleset with only the fixed chains (no isolated pod).
-func minimal() *iptables.Ruleset { return iptables.Render(cluster(basePods()), iptables.IPv4, 0x10) }
+func minimal() *iptables.Ruleset {
+	return iptables.Render(pt.ClusterState(pt.BasePods()), iptables.IPv4, 0x10)
+}
 
 // tail returns the restore lines after our chains' rules: the jump fixes
 // and the chain deletions.

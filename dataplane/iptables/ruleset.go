@@ -47,11 +47,16 @@ const (
 	ChainMidStreamDst = ChainPrefix + "MS-DST"
 )
 
-// Hooks maps each built-in chain we hook to the chain its rule 1 jumps to.
-var Hooks = []struct{ Builtin, Chain string }{
-	{"FORWARD", ChainForward},
-	{"INPUT", ChainInput},
-	{"OUTPUT", ChainOutput},
+// Hook is a built-in chain we hook and the chain its rule 1 jumps to.
+type Hook struct{ Builtin, Chain string }
+
+// Hooks returns the built-in chains we hook, in the order they are hooked.
+func Hooks() []Hook {
+	return []Hook{
+		{"FORWARD", ChainForward},
+		{"INPUT", ChainInput},
+		{"OUTPUT", ChainOutput},
+	}
 }
 
 // DefaultMarkBit is the packet-mark bit that tells "allowed" inside our

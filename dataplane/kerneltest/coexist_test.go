@@ -242,7 +242,7 @@ func ownedIptables(t *testing.T, n *netnstest.Node, mark string) string {
 func ourJumpsFirst(t *testing.T, n *netnstest.Node) {
 	t.Helper()
 	for _, bin := range []string{"iptables", "ip6tables"} {
-		for _, h := range iptables.Hooks {
+		for _, h := range iptables.Hooks() {
 			lines := strings.Split(strings.TrimSpace(n.Run(t, bin, "-S", h.Builtin)), "\n")
 			jump := "-A " + h.Builtin + " -j " + h.Chain
 			if len(lines) < 2 || lines[1] != jump || strings.Count(strings.Join(lines, "\n"), jump) != 1 {

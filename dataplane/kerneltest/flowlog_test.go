@@ -10,7 +10,6 @@ import (
 
 	networkingv1 "k8s.io/api/networking/v1"
 
-	"github.com/palisade-dev/palisade/api/v1alpha1"
 	"github.com/palisade-dev/palisade/dataplane/flowlog"
 	"github.com/palisade-dev/palisade/dataplane/internal/netnstest"
 	"github.com/palisade-dev/palisade/dataplane/render"
@@ -128,10 +127,10 @@ func TestFlowLog(t *testing.T) {
 					t.Fatalf("%s: reached %v (%v), want %v", p, ok, err, want)
 				}
 			}
-			check := func(what string, match func(flowlog.Event) bool, verdict v1alpha1.FlowVerdict, policies ...string) {
+			check := func(what string, match func(flowlog.Event) bool, verdict policy.LogVerdict, policies ...string) {
 				t.Helper()
 				ev := got.wait(t, what, match)
-				if ev.Verdict != verdict || ev.Direction != v1alpha1.FlowIngress || !slices.Equal(ev.Policies, policies) || ev.SrcPort == 0 {
+				if ev.Verdict != verdict || ev.Direction != policy.Ingress || !slices.Equal(ev.Policies, policies) || ev.SrcPort == 0 {
 					t.Errorf("%s: event %+v, want %s ingress by %v with a source port", what, ev, verdict, policies)
 				}
 			}
@@ -145,17 +144,17 @@ func TestFlowLog(t *testing.T) {
 			}
 
 			reach(probe("tcp", b, a, b.IP4, a.IP4, 80), true)
-			check("allowed TCP", flow(6, b.IP4, a.IP4, 80), v1alpha1.VerdictAllowed, "x/web")
+			check("allowed TCP", flow(6, b.IP4, a.IP4, 80), policy.LogAllowed, "x/web")
 			reach(probe("tcp", b, a, b.IP6, a.IP6, 80), true)
-			check("allowed TCP over IPv6", flow(6, b.IP6, a.IP6, 80), v1alpha1.VerdictAllowed, "x/web")
+			check("allowed TCP over IPv6", flow(6, b.IP6, a.IP6, 80), policy.LogAllowed, "x/web")
 			reach(probe("udp", b, a, b.IP4, a.IP4, 53), true)
-			check("allowed UDP", flow(17, b.IP4, a.IP4, 53), v1alpha1.VerdictAllowed, "x/web")
+			check("allowed UDP", flow(17, b.IP4, a.IP4, 53), policy.LogAllowed, "x/web")
 			reach(probe("tcp", b, a, b.IP4, a.IP4, 81), false)
-			check("denied TCP", flow(6, b.IP4, a.IP4, 81), v1alpha1.VerdictDropped, "x/web")
+			check("denied TCP", flow(6, b.IP4, a.IP4, 81), policy.LogDropped, "x/web")
 			reach(probe("tcp", b, c, b.IP4, c.IP4, 81), true)
-			check("audited TCP", flow(6, b.IP4, c.IP4, 81), v1alpha1.VerdictAudited, policy.AuditKey("x", "web"))
+			check("audited TCP", flow(6, b.IP4, c.IP4, 81), policy.LogAudited, policy.AuditKey("x", "web"))
 			reach(probe("tcp", b, c, b.IP4, c.IP4, 80), true)
-			check("audit-allowed TCP", flow(6, b.IP4, c.IP4, 80), v1alpha1.VerdictAllowed, policy.AuditKey("x", "web"))
+			check("audit-allowed TCP", flow(6, b.IP4, c.IP4, 80), policy.LogAllowed, policy.AuditKey("x", "web"))
 
 			// The flood: a fresh limit bucket (the denied probe above used
 			// one token of it), 5,000 SYNs to the denied port.
@@ -188,7 +187,7 @@ func TestFlowLog(t *testing.T) {
 				t.Errorf("flood of %d SYNs in %v logged %d events, want 1..%d", n, elapsed, logged, most)
 			}
 			for _, ev := range got.matching(isFlood) {
-				if ev.Verdict != v1alpha1.VerdictDropped {
+				if ev.Verdict != policy.LogDropped {
 					t.Fatalf("flood event %+v", ev)
 				}
 			}

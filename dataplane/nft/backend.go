@@ -1,6 +1,7 @@
 // Package nft is the nftables backend: it programs the ruleset that
-// dataplane/render describes into table inet palisade through netlink
-// (github.com/google/nftables), one atomic transaction per sync.
+// dataplane/render describes into its inet table (table inet palisade by
+// default) through netlink (github.com/google/nftables), one atomic
+// transaction per sync.
 package nft
 
 import (
@@ -15,11 +16,12 @@ import (
 	"github.com/palisade-dev/palisade/internal/policy"
 )
 
-// Backend programs table inet palisade. The zero value is not usable; use
-// New.
+// Backend programs Palisade's inet table (render.TableName unless WithTable
+// names another). The zero value is not usable; use New.
 type Backend struct {
-	mu   sync.Mutex
-	opts []nftables.ConnOption
+	mu    sync.Mutex
+	table *nftables.Table
+	opts  []nftables.ConnOption
 	// render are the rendering options (verdict logging).
 	render []render.Option
 	// applied is the ruleset the last successful transaction left in the
@@ -38,6 +40,13 @@ func WithNetNSFd(fd int) Option {
 	return func(b *Backend) { b.opts = append(b.opts, nftables.WithNetNSFd(fd)) }
 }
 
+// WithTable names the inet table the backend programs (default
+// render.TableName), so that two agents, or an agent and a test, can share a
+// network namespace.
+func WithTable(name string) Option {
+	return func(b *Backend) { b.table.Name = name }
+}
+
 // WithRenderOptions sets how the backend renders states (verdict logging);
 // without it the render defaults apply.
 func WithRenderOptions(opts ...render.Option) Option {
@@ -47,10 +56,12 @@ func WithRenderOptions(opts ...render.Option) Option {
 // New returns a backend whose first sync rebuilds the table from scratch,
 // replacing whatever a previous agent left, atomically.
 func New(opts ...Option) *Backend {
-	b := &Backend{}
+	b := &Backend{table: &nftables.Table{Name: render.TableName, Family: nftables.TableFamilyINet}}
 	for _, o := range opts {
 		o(b)
 	}
+	// The backend's table wins over any table in the render options.
+	b.render = append(b.render, render.WithTable(b.table.Name))
 	return b
 }
 
@@ -83,15 +94,13 @@ func (b *Backend) Apply(_ context.Context, rs *render.Ruleset) (dataplane.Stats,
 		b.applied = nil
 		return dataplane.Stats{}, fmt.Errorf("open netlink: %w", err)
 	}
-	tx := &txn{conn: conn}
+	tx := &txn{conn: conn, table: b.table}
 	if full {
 		tx.rebuild(rs)
 	} else {
 		tx.send(p)
 	}
-	if err == nil {
-		err = tx.err
-	}
+	err = tx.err
 	if err == nil {
 		err = conn.Flush()
 	}
@@ -116,7 +125,7 @@ func (b *Backend) ForceFullSync() {
 	b.applied = nil
 }
 
-// Uninstall deletes table inet palisade. Nothing else ever calls it: the
+// Uninstall deletes the backend's table. Nothing else ever calls it: the
 // rules stay through crashes and restarts (fail closed).
 func (b *Backend) Uninstall(_ context.Context) error {
 	b.mu.Lock()
@@ -128,18 +137,19 @@ func (b *Backend) Uninstall(_ context.Context) error {
 	}
 	// Adding first makes the delete succeed whether or not the table exists,
 	// in the same atomic batch.
-	conn.AddTable(table)
-	conn.DelTable(table)
+	conn.AddTable(b.table)
+	conn.DelTable(b.table)
 	if err := conn.Flush(); err != nil {
-		return fmt.Errorf("delete table inet %s: %w", render.TableName, err)
+		return fmt.Errorf("delete table inet %s: %w", b.table.Name, err)
 	}
 	return nil
 }
 
 // txn collects the messages of one transaction.
 type txn struct {
-	conn *nftables.Conn
-	err  error
+	conn  *nftables.Conn
+	table *nftables.Table
+	err   error
 }
 
 func (t *txn) fail(err error) {
@@ -152,11 +162,11 @@ func (t *txn) fail(err error) {
 // add, then everything. The kernel applies the batch as one transaction, so
 // packets see either the old table or the new one, never none.
 func (t *txn) rebuild(rs *render.Ruleset) {
-	t.conn.AddTable(table)
-	t.conn.DelTable(table)
-	t.conn.AddTable(table)
+	t.conn.AddTable(t.table)
+	t.conn.DelTable(t.table)
+	t.conn.AddTable(t.table)
 	for i := range rs.Chains {
-		t.conn.AddChain(chainObject(&rs.Chains[i]))
+		t.conn.AddChain(chainObject(t.table, &rs.Chains[i]))
 	}
 	for i := range rs.Sets {
 		t.addSet(&rs.Sets[i])
@@ -168,7 +178,7 @@ func (t *txn) rebuild(rs *render.Ruleset) {
 
 func (t *txn) addSet(s *render.Set) {
 	// The elements go in messages of their own (see elementChunks).
-	o := setObject(s)
+	o := setObject(t.table, s)
 	if err := t.conn.AddSet(o, nil); err != nil {
 		t.fail(fmt.Errorf("add set %s: %w", s.Name, err))
 	}
@@ -178,13 +188,13 @@ func (t *txn) addSet(s *render.Set) {
 }
 
 func (t *txn) addRules(c *render.Chain) {
-	ch := chainObject(c)
+	ch := chainObject(t.table, c)
 	for i := range c.Rules {
 		ex, err := ruleExprs(&c.Rules[i])
 		if err != nil {
 			t.fail(fmt.Errorf("chain %s: %w", c.Name, err))
 			return
 		}
-		t.conn.AddRule(&nftables.Rule{Table: table, Chain: ch, Exprs: ex})
+		t.conn.AddRule(&nftables.Rule{Table: t.table, Chain: ch, Exprs: ex})
 	}
 }

@@ -21,26 +21,6 @@ import (
 
 const node = pt.Node
 
-func cluster(pods []policy.Pod, policies ...*networkingv1.NetworkPolicy) *policy.State {
-	st := policy.Compute(policy.Input{
-		NodeName:   node,
-		Namespaces: []policy.Namespace{pt.Namespace("x", map[string]string{"team": "x"}), pt.Namespace("y", map[string]string{"team": "y"})},
-		Pods:       pods,
-		Policies:   policies,
-	})
-	return &st
-}
-
-func basePods() []policy.Pod {
-	return []policy.Pod{
-		pt.WithPorts(pt.Pod("x", "a", node, map[string]string{"app": "a"}, "10.100.1.1", "fd00:100::1:1"),
-			policy.ContainerPort{Name: "http", Protocol: corev1.ProtocolTCP, Port: 8080}),
-		pt.Pod("x", "b", node, map[string]string{"app": "b"}, "10.100.1.2", "fd00:100::1:2"),
-		pt.Pod("y", "a", "node-b", map[string]string{"app": "a"}, "10.100.2.1", "fd00:100::2:1"),
-		pt.Pod("y", "c", node, map[string]string{"app": "c"}, "10.100.2.3"),
-	}
-}
-
 func policies() []*networkingv1.NetworkPolicy {
 	return []*networkingv1.NetworkPolicy{
 		pt.Policy("x", "web", pt.Selecting(map[string]string{"app": "a"}),
@@ -95,9 +75,9 @@ func TestNetlinkMatchesText(t *testing.T) {
 		t.Fatal("no golden rulesets")
 	}
 	states := map[string]*policy.State{
-		"empty":    cluster(basePods()),
-		"deny-all": cluster(basePods(), pt.Policy("x", "deny-all", pt.Types(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress))),
-		"mixed":    cluster(basePods(), policies()...),
+		"empty":    pt.ClusterState(pt.BasePods()),
+		"deny-all": pt.ClusterState(pt.BasePods(), pt.Policy("x", "deny-all", pt.Types(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress))),
+		"mixed":    pt.ClusterState(pt.BasePods(), policies()...),
 	}
 	for name, st := range states {
 		t.Run(name, func(t *testing.T) {
@@ -123,8 +103,8 @@ func TestNetlinkMatchesText(t *testing.T) {
 func TestIncrementalEqualsFull(t *testing.T) {
 	testenv.RequireRoot(t)
 	ctx := context.Background()
-	pods := basePods()
-	morePods := append(basePods(),
+	pods := pt.BasePods()
+	morePods := append(pt.BasePods(),
 		pt.Pod("x", "b2", node, map[string]string{"app": "b"}, "10.100.1.3", "fd00:100::1:3"),
 		pt.Pod("y", "d", "node-b", map[string]string{"app": "a"}, "10.100.2.4"))
 	changed := policies()
@@ -134,14 +114,14 @@ func TestIncrementalEqualsFull(t *testing.T) {
 		name string
 		st   *policy.State
 	}{
-		{"start", cluster(pods, policies()...)},
-		{"pods added", cluster(morePods, policies()...)},
-		{"policy changed", cluster(morePods, changed...)},
-		{"policy removed", cluster(morePods, changed[1:]...)},
-		{"pods removed", cluster(pods[:2], changed[1:]...)},
-		{"everything back", cluster(morePods, policies()...)},
-		{"nothing", cluster(nil)},
-		{"again", cluster(pods, policies()...)},
+		{"start", pt.ClusterState(pods, policies()...)},
+		{"pods added", pt.ClusterState(morePods, policies()...)},
+		{"policy changed", pt.ClusterState(morePods, changed...)},
+		{"policy removed", pt.ClusterState(morePods, changed[1:]...)},
+		{"pods removed", pt.ClusterState(pods[:2], changed[1:]...)},
+		{"everything back", pt.ClusterState(morePods, policies()...)},
+		{"nothing", pt.ClusterState(nil)},
+		{"again", pt.ClusterState(pods, policies()...)},
 	}
 	inc := netnstest.New(t, "inc")
 	b := nft.New(nft.WithNetNSFd(inc.Fd))
@@ -171,7 +151,7 @@ func TestFullRebuildReplacesForeignState(t *testing.T) {
 	ns := netnstest.New(t, "rep")
 	ns.Run(t, "nft", "add table inet other; add chain inet other keep { type filter hook forward priority 0; }")
 	ns.Run(t, "nft", "add table inet palisade; add chain inet palisade stale; add set inet palisade staleset { type ipv4_addr; }")
-	st := cluster(basePods(), policies()...)
+	st := pt.ClusterState(pt.BasePods(), policies()...)
 	if _, err := nft.New(nft.WithNetNSFd(ns.Fd)).Sync(context.Background(), st); err != nil {
 		t.Fatal(err)
 	}
@@ -200,5 +180,40 @@ func TestFullRebuildReplacesForeignState(t *testing.T) {
 	}
 	if out := ns.Run(t, "nft", "list", "table", "inet", "other"); !strings.Contains(out, "chain keep") {
 		t.Errorf("uninstall touched a foreign table:\n%s", out)
+	}
+}
+
+// TestWithTable: a backend with another table name programs, cold-starts
+// and uninstalls only that table, beside the default one.
+func TestWithTable(t *testing.T) {
+	testenv.RequireRoot(t)
+	ctx := context.Background()
+	ns := netnstest.New(t, "tbl")
+	st := pt.ClusterState(pt.BasePods(), policies()...)
+	if _, err := nft.New(nft.WithNetNSFd(ns.Fd)).Sync(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	want := listTable(t, ns)
+	other := nft.New(nft.WithNetNSFd(ns.Fd), nft.WithTable("palisade-other"))
+	if err := other.ColdStart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if out := ns.Run(t, "nft", "list", "table", "inet", "palisade-other"); !strings.Contains(out, render.ColdStartChain) {
+		t.Errorf("cold start is not in the named table:\n%s", out)
+	}
+	if _, err := other.Sync(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if got := canonical(ns.Run(t, "nft", "list", "table", "inet", "palisade-other")); got != want {
+		t.Errorf("named table differs from the default one:\n--- named\n%s\n--- default\n%s", got, want)
+	}
+	if err := other.Uninstall(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := ns.Try("nft", "list", "table", "inet", "palisade-other"); err == nil {
+		t.Errorf("named table still there after uninstall:\n%s", out)
+	}
+	if got := listTable(t, ns); got != want {
+		t.Errorf("the default table changed:\n%s", got)
 	}
 }

@@ -443,8 +443,9 @@ func firstDiff(have, want []string) string {
 
 // TestManyAcknowledgements: an update of 600 small messages (a
 // batch well within the default send buffer) gets all its
-// acknowledgements; the default receive buffer holds fewer than 300 and
-// the rest used to be dropped (ENOBUFS, google/nftables#103).
+// acknowledgements; the default receive buffer holds fewer than 300, and
+// without a larger one the kernel drops the rest (ENOBUFS,
+// google/nftables#103).
 func TestManyAcknowledgements(t *testing.T) {
 	testenv.RequireRoot(t)
 	ctx := context.Background()

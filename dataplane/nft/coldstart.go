@@ -14,7 +14,7 @@ import (
 
 var _ dataplane.ColdStarter = (*Backend)(nil)
 
-// Installed tells whether table inet palisade exists, whatever it holds (a
+// Installed tells whether the backend's table exists, whatever it holds (a
 // synced ruleset, a restored one, or a cold start).
 func (b *Backend) Installed(_ context.Context) (bool, error) {
 	b.mu.Lock()
@@ -32,14 +32,14 @@ func (b *Backend) installed() (bool, error) {
 		return false, fmt.Errorf("list inet tables: %w", err)
 	}
 	for _, t := range tables {
-		if t.Name == render.TableName {
+		if t.Name == b.table.Name {
 			return true, nil
 		}
 	}
 	return false, nil
 }
 
-// ColdStart creates table inet palisade holding render.ColdStart, in one
+// ColdStart creates the backend's table holding render.ColdStart, in one
 // transaction that creates the table exclusively: if a table of ours
 // appeared since the check (another agent), the kernel refuses the whole
 // batch and the existing rules stay. The next Sync is a full rebuild, which
@@ -53,17 +53,17 @@ func (b *Backend) ColdStart(_ context.Context) error {
 		return err
 	}
 	if exists {
-		return fmt.Errorf("cold start: table inet %s: %w", render.TableName, dataplane.ErrInstalled)
+		return fmt.Errorf("cold start: table inet %s: %w", b.table.Name, dataplane.ErrInstalled)
 	}
-	rs := render.ColdStart()
+	rs := render.ColdStart(render.WithTable(b.table.Name))
 	conn, err := nftables.New(b.opts...)
 	if err != nil {
 		return fmt.Errorf("open netlink: %w", err)
 	}
-	tx := &txn{conn: conn}
-	conn.CreateTable(table)
+	tx := &txn{conn: conn, table: b.table}
+	conn.CreateTable(b.table)
 	for i := range rs.Chains {
-		conn.AddChain(chainObject(&rs.Chains[i]))
+		conn.AddChain(chainObject(b.table, &rs.Chains[i]))
 	}
 	for i := range rs.Chains {
 		tx.addRules(&rs.Chains[i])

@@ -212,28 +212,28 @@ func (t *txn) send(p *plan) {
 	// 1. element deletions
 	for _, d := range p.elems {
 		if len(d.del) > 0 {
-			if err := deleteElements(t.conn, setObject(d.set), d.del); err != nil {
+			if err := deleteElements(t.conn, setObject(t.table, d.set), d.del); err != nil {
 				t.fail(fmt.Errorf("delete elements of %s: %w", d.set.Name, err))
 			}
 		}
 	}
 	// 2. flush changed and removed chains
 	for _, o := range p.oldChanged {
-		t.conn.FlushChain(chainObject(o))
+		t.conn.FlushChain(chainObject(t.table, o))
 	}
 	for _, c := range p.removedChains {
-		t.conn.FlushChain(chainObject(c))
+		t.conn.FlushChain(chainObject(t.table, c))
 	}
 	// 3. delete removed chains and sets
 	for _, c := range p.removedChains {
-		t.conn.DelChain(chainObject(c))
+		t.conn.DelChain(chainObject(t.table, c))
 	}
 	for _, s := range p.removedSets {
-		t.conn.DelSet(setObject(s))
+		t.conn.DelSet(setObject(t.table, s))
 	}
 	// 4. add new chains, then new sets (map elements may jump to new chains)
 	for _, c := range p.addedChains {
-		t.conn.AddChain(chainObject(c))
+		t.conn.AddChain(chainObject(t.table, c))
 	}
 	for _, s := range p.addedSets {
 		t.addSet(s)
@@ -241,7 +241,7 @@ func (t *txn) send(p *plan) {
 	// 5. element additions
 	for _, d := range p.elems {
 		if len(d.add) > 0 {
-			if err := addElements(t.conn, setObject(d.set), d.add); err != nil {
+			if err := addElements(t.conn, setObject(t.table, d.set), d.add); err != nil {
 				t.fail(fmt.Errorf("add elements to %s: %w", d.set.Name, err))
 			}
 		}

@@ -15,15 +15,13 @@ import (
 // objects and expressions, the same bytecode `nft` generates for the text
 // form (see render.Rule.Text).
 
-var table = &nftables.Table{Name: render.TableName, Family: nftables.TableFamilyINet}
-
 var (
 	typeProtoPort      = nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService)
 	typeAddr4ProtoPort = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)
 	typeAddr6ProtoPort = nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeInetProto, nftables.TypeInetService)
 )
 
-func chainObject(c *render.Chain) *nftables.Chain {
+func chainObject(table *nftables.Table, c *render.Chain) *nftables.Chain {
 	ch := &nftables.Chain{Name: c.Name, Table: table}
 	if c.IsBase() {
 		var hook *nftables.ChainHook
@@ -44,7 +42,7 @@ func chainObject(c *render.Chain) *nftables.Chain {
 	return ch
 }
 
-func setObject(s *render.Set) *nftables.Set {
+func setObject(table *nftables.Table, s *render.Set) *nftables.Set {
 	o := &nftables.Set{Table: table, Name: s.Name, Interval: s.Kind.Interval()}
 	switch s.Kind {
 	case render.SetAddr4:
@@ -103,17 +101,48 @@ const (
 	reg32_0 = 8
 )
 
+// ruleExprs encodes a rule: its matches, then the dispatch to a verdict
+// map, or the log statement and the verdict.
 func ruleExprs(r *render.Rule) ([]expr.Any, error) {
-	var ex []expr.Any
-	v6 := r.Family == render.Family6
-	switch r.Family {
-	case render.Family4:
-		ex = append(ex, &expr.Meta{Key: expr.MetaKeyNFPROTO, Register: reg1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{unix.NFPROTO_IPV4}})
-	case render.Family6:
-		ex = append(ex, &expr.Meta{Key: expr.MetaKeyNFPROTO, Register: reg1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{unix.NFPROTO_IPV6}})
+	ex := append(familyExprs(r.Family), packetExprs(r)...)
+	ex = append(ex, setExprs(r)...)
+	if r.SaddrMap != "" || r.DaddrMap != "" {
+		if r.Verdict != render.VerdictNone {
+			return nil, fmt.Errorf("rule %q: a vmap rule has no verdict of its own", r.Text())
+		}
+		return append(ex, vmapExprs(r)...), nil
 	}
+	if r.Log.Prefix != "" {
+		ex = append(ex, logExprs(r.Log)...)
+		if r.Verdict == render.VerdictNone {
+			return ex, nil
+		}
+	}
+	v, err := verdictExpr(r)
+	if err != nil {
+		return nil, err
+	}
+	return append(ex, v), nil
+}
+
+// familyExprs match the rule's family (none for FamilyAny).
+func familyExprs(f render.Family) []expr.Any {
+	var proto byte
+	switch f {
+	case render.Family4:
+		proto = unix.NFPROTO_IPV4
+	case render.Family6:
+		proto = unix.NFPROTO_IPV6
+	default:
+		return nil
+	}
+	return []expr.Any{&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: reg1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{proto}}}
+}
+
+// packetExprs match the conntrack state, TCP flags and ICMPv6 type.
+func packetExprs(r *render.Rule) []expr.Any {
+	var ex []expr.Any
 	switch r.CtState {
 	case render.CtEstablishedRelated:
 		ex = append(ex, ctStateIn(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED)...)
@@ -140,6 +169,13 @@ func ruleExprs(r *render.Rule) ([]expr.Any, error) {
 			&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{r.ICMPv6Type}})
 	}
+	return ex
+}
+
+// setExprs match the rule's address, port and named-port sets.
+func setExprs(r *render.Rule) []expr.Any {
+	var ex []expr.Any
+	v6 := r.Family == render.Family6
 	if r.SaddrSet != "" {
 		ex = append(ex, addr(v6, true, reg1), lookup(r.SaddrSet, reg1))
 	}
@@ -162,42 +198,43 @@ func ruleExprs(r *render.Rule) ([]expr.Any, error) {
 			&expr.Payload{DestRegister: next + 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 			lookup(r.DaddrProtoPortSet, reg1))
 	}
-	if r.SaddrMap != "" || r.DaddrMap != "" {
-		if r.Verdict != render.VerdictNone {
-			return nil, fmt.Errorf("rule %q: a vmap rule has no verdict of its own", r.Text())
-		}
-		name := r.SaddrMap
-		if name == "" {
-			name = r.DaddrMap
-		}
-		ex = append(ex, addr(v6, r.SaddrMap != "", reg1),
-			&expr.Lookup{SourceRegister: reg1, DestRegister: 0, IsDestRegSet: true, SetName: name})
-		return ex, nil
+	return ex
+}
+
+// vmapExprs look the packet's source (or destination) up in the rule's
+// verdict map.
+func vmapExprs(r *render.Rule) []expr.Any {
+	name := r.SaddrMap
+	if name == "" {
+		name = r.DaddrMap
 	}
-	if r.Log.Prefix != "" {
-		if r.Log.Rate > 0 {
-			ex = append(ex, &expr.Limit{Type: expr.LimitTypePkts, Rate: uint64(r.Log.Rate), Unit: expr.LimitTimeSecond, Burst: r.Log.Burst})
-		}
-		ex = append(ex, &expr.Log{
-			Key:   1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX,
-			Group: r.Log.Group,
-			Data:  []byte(r.Log.Prefix),
-		})
-		if r.Verdict == render.VerdictNone {
-			return ex, nil
-		}
+	return []expr.Any{addr(r.Family == render.Family6, r.SaddrMap != "", reg1),
+		&expr.Lookup{SourceRegister: reg1, DestRegister: 0, IsDestRegSet: true, SetName: name}}
+}
+
+// logExprs rate-limit, then log to the NFLOG group with the prefix.
+func logExprs(l render.Log) []expr.Any {
+	var ex []expr.Any
+	if l.Rate > 0 {
+		ex = append(ex, &expr.Limit{Type: expr.LimitTypePkts, Rate: uint64(l.Rate), Unit: expr.LimitTimeSecond, Burst: l.Burst})
 	}
+	return append(ex, &expr.Log{
+		Key:   1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX,
+		Group: l.Group,
+		Data:  []byte(l.Prefix),
+	})
+}
+
+func verdictExpr(r *render.Rule) (expr.Any, error) {
 	switch r.Verdict {
 	case render.Accept:
-		ex = append(ex, &expr.Verdict{Kind: expr.VerdictAccept})
+		return &expr.Verdict{Kind: expr.VerdictAccept}, nil
 	case render.Drop:
-		ex = append(ex, &expr.Verdict{Kind: expr.VerdictDrop})
+		return &expr.Verdict{Kind: expr.VerdictDrop}, nil
 	case render.Jump:
-		ex = append(ex, &expr.Verdict{Kind: expr.VerdictJump, Chain: r.Target})
-	default:
-		return nil, fmt.Errorf("rule %q has no verdict", r.Text())
+		return &expr.Verdict{Kind: expr.VerdictJump, Chain: r.Target}, nil
 	}
-	return ex, nil
+	return nil, fmt.Errorf("rule %q has no verdict", r.Text())
 }
 
 // TCP header flag bits.

@@ -30,13 +30,6 @@ import (
 // nftables needs anyway). The sizes are limits, not allocations: the kernel
 // charges only what is actually queued.
 
-// WithConnOptions passes extra google/nftables connection options to every
-// connection the backend opens (benchmarks count netlink bytes with a
-// socket option; tests can dial a fake socket).
-func WithConnOptions(opts ...nftables.ConnOption) Option {
-	return func(b *Backend) { b.opts = append(b.opts, opts...) }
-}
-
 // Per-item upper bounds of the encoded batch, in bytes. They are generous on
 // purpose (TestBudgetCoversBatch checks them against the library's actual
 // encoding): an overestimate only raises a limit.

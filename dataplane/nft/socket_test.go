@@ -33,7 +33,7 @@ func capture(t *testing.T, build func(*txn)) sentBatch {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tx := &txn{conn: conn}
+	tx := &txn{conn: conn, table: New().table}
 	build(tx)
 	if tx.err != nil {
 		t.Fatal(tx.err)

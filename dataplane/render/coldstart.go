@@ -7,8 +7,7 @@ const ColdStartChain = "cold-start"
 // ColdStart returns the ruleset an agent programs on a node that has
 // neither a table of ours nor a saved state (a brand-new node), before it
 // can reach the API server: until the first sync, the node's pods are
-// closed to new forwarded connections instead of open to everything
-// (issue 7, scenario 3).
+// closed to new forwarded connections instead of open to everything.
 //
 //	chain cold-start   hook forward priority filter - 10, policy accept
 //	    ct state established,related accept
@@ -27,11 +26,11 @@ const ColdStartChain = "cold-start"
 // probes of its pods, the agent's connection to the API server, pods
 // talking to the node itself) is untouched, as in the full ruleset. It
 // logs nothing: the verdict log names policies, and there are none yet.
-func ColdStart() *Ruleset {
-	return &Ruleset{Chains: []Chain{{
+func ColdStart(opts ...Option) *Ruleset {
+	return &Ruleset{Table: Resolve(opts...).Table, Chains: []Chain{{
 		Name:     ColdStartChain,
 		Hook:     HookForward,
-		Priority: BaseChains[0].Priority,
+		Priority: basePriority,
 		Rules: []Rule{
 			{CtState: CtEstablishedRelated, Verdict: Accept},
 			{Verdict: Drop},

@@ -1,11 +1,9 @@
 package render
 
-// Defaults of verdict logging.
+import "github.com/palisade-dev/palisade/dataplane/verdictlog"
+
+// Defaults of verdict logging (the group is verdictlog.DefaultGroup).
 const (
-	// DefaultLogGroup is the NFLOG group Palisade logs verdicts to. Any
-	// group works as long as no other program on the node reads it; this one
-	// is far from the small numbers tools usually pick.
-	DefaultLogGroup uint16 = 1947
 	// DefaultLogRate is how many packets per second each log rule (one per
 	// policy and direction that allows, one per group that drops or audits)
 	// sends at most, after DefaultLogBurst.
@@ -17,7 +15,9 @@ const (
 
 // Options configure Render.
 type Options struct {
-	Log LogOptions
+	// Table is the name of the inet table; "" means TableName.
+	Table string
+	Log   LogOptions
 }
 
 // LogOptions configure verdict logging. The zero value logs with the
@@ -25,7 +25,7 @@ type Options struct {
 type LogOptions struct {
 	// Disabled renders no log rules at all (the pre-logging ruleset).
 	Disabled bool
-	// Group is the NFLOG group; 0 means DefaultLogGroup.
+	// Group is the NFLOG group; 0 means verdictlog.DefaultGroup.
 	Group uint16
 	// Rate is the packets per second each log rule sends; 0 means
 	// DefaultLogRate.
@@ -40,6 +40,9 @@ type Option func(*Options)
 // WithLog sets the logging options.
 func WithLog(l LogOptions) Option { return func(o *Options) { o.Log = l } }
 
+// WithTable names the inet table the ruleset goes to (default TableName).
+func WithTable(name string) Option { return func(o *Options) { o.Table = name } }
+
 // WithoutLog disables verdict logging.
 func WithoutLog() Option { return func(o *Options) { o.Log.Disabled = true } }
 
@@ -51,8 +54,11 @@ func Resolve(opts ...Option) Options {
 			f(&o)
 		}
 	}
+	if o.Table == "" {
+		o.Table = TableName
+	}
 	if o.Log.Group == 0 {
-		o.Log.Group = DefaultLogGroup
+		o.Log.Group = verdictlog.DefaultGroup
 	}
 	if o.Log.Rate == 0 {
 		o.Log.Rate = DefaultLogRate

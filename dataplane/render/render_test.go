@@ -15,6 +15,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/palisade-dev/palisade/dataplane/render"
+	"github.com/palisade-dev/palisade/dataplane/verdictlog"
 	"github.com/palisade-dev/palisade/internal/policy"
 	pt "github.com/palisade-dev/palisade/internal/policy/policytest"
 )
@@ -24,18 +25,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 const node = pt.Node
 
 func cluster(policies ...*networkingv1.NetworkPolicy) policy.Input {
-	return policy.Input{
-		NodeName:   node,
-		Namespaces: []policy.Namespace{pt.Namespace("x", map[string]string{"team": "x"}), pt.Namespace("y", map[string]string{"team": "y"})},
-		Pods: []policy.Pod{
-			pt.WithPorts(pt.Pod("x", "a", node, map[string]string{"app": "a"}, "10.100.1.1", "fd00:100::1:1"),
-				policy.ContainerPort{Name: "http", Protocol: corev1.ProtocolTCP, Port: 8080}),
-			pt.Pod("x", "b", node, map[string]string{"app": "b"}, "10.100.1.2", "fd00:100::1:2"),
-			pt.Pod("y", "a", "node-b", map[string]string{"app": "a"}, "10.100.2.1", "fd00:100::2:1"),
-			pt.Pod("y", "c", node, map[string]string{"app": "c"}, "10.100.2.3"),
-		},
-		Policies: policies,
-	}
+	return pt.ClusterInput(pt.BasePods(), policies...)
 }
 
 var goldenCases = map[string][]*networkingv1.NetworkPolicy{
@@ -43,18 +33,7 @@ var goldenCases = map[string][]*networkingv1.NetworkPolicy{
 	"deny-all": {
 		pt.Policy("x", "deny-all", pt.Types(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress)),
 	},
-	"mixed": {
-		pt.Policy("x", "web", pt.Selecting(map[string]string{"app": "a"}),
-			pt.IngressRule(pt.Peers(pt.PodPeer(map[string]string{"app": "b"}), pt.NamespacePeer(map[string]string{"team": "y"})), pt.TCP(80), pt.PortRange(corev1.ProtocolUDP, 5000, 5010)),
-			pt.IngressRule(pt.Peers(pt.BlockPeer("10.0.0.0/8", "10.100.0.0/16"), pt.BlockPeer("fd00::/8", "fd00:100::/48")), pt.NamedPort(corev1.ProtocolTCP, "http")),
-			pt.IngressRule(nil, pt.Port(corev1.ProtocolSCTP, 9)),
-		),
-		pt.Policy("x", "egress", pt.Selecting(nil),
-			pt.EgressRule(pt.Peers(pt.NamespacePodPeer(map[string]string{}, map[string]string{"app": "a"})), pt.NamedPort(corev1.ProtocolTCP, "http"), pt.TCP(80)),
-			pt.EgressRule(nil, pt.Port(corev1.ProtocolUDP, 53)),
-		),
-		pt.Policy("y", "all", pt.Selecting(nil), pt.IngressRule(nil)),
-	},
+	"mixed": pt.MixedPolicies(),
 }
 
 // goldenAudit: x/a is audit-only (ingress), x/b has an enforce policy and
@@ -231,7 +210,7 @@ func oracleIsolated(in policy.Input, ip netip.Addr) bool {
 // the flow log reader uses.
 func decodeLogs(t *testing.T, st *policy.State, logs []string) []policy.Decision {
 	t.Helper()
-	table := render.LogTable(st)
+	table := verdictlog.Table(st)
 	var out []policy.Decision
 	for _, l := range logs {
 		e, ok := table[l]
@@ -241,8 +220,8 @@ func decodeLogs(t *testing.T, st *policy.State, logs []string) []policy.Decision
 		if len(l) > 64 {
 			t.Fatalf("log prefix %q is longer than iptables' 64 bytes", l)
 		}
-		if pe, _, ok := render.ParseLogPrefix(l); !ok || pe.Verdict != e.Verdict || pe.Direction != e.Direction {
-			t.Fatalf("ParseLogPrefix(%q) = %+v, %v; table says %+v", l, pe, ok, e)
+		if pe, _, ok := verdictlog.Parse(l); !ok || pe.Verdict != e.Verdict || pe.Direction != e.Direction {
+			t.Fatalf("verdictlog.Parse(%q) = %+v, %v; table says %+v", l, pe, ok, e)
 		}
 		out = append(out, policy.Decision{Direction: e.Direction, Verdict: e.Verdict, Policies: e.Policies})
 	}
@@ -289,44 +268,23 @@ func TestLogOptions(t *testing.T) {
 	if found == 0 {
 		t.Error("no log rule")
 	}
-	if o := render.Resolve(); o.Log != (render.LogOptions{Group: render.DefaultLogGroup, Rate: render.DefaultLogRate, Burst: render.DefaultLogBurst}) {
+	if o := render.Resolve(); o.Log != (render.LogOptions{Group: verdictlog.DefaultGroup, Rate: render.DefaultLogRate, Burst: render.DefaultLogBurst}) {
 		t.Errorf("defaults: %+v", o.Log)
 	}
 }
 
-func TestParseLogPrefix(t *testing.T) {
-	tests := []struct {
-		in   string
-		want render.LogEntry
-		id   string
-		ok   bool
-	}{
-		{"palisade:allow:in:0123456789", render.LogEntry{Verdict: policy.LogAllowed, Direction: policy.Ingress}, "0123456789", true},
-		{"palisade:drop:eg:abc\x00", render.LogEntry{Verdict: policy.LogDropped, Direction: policy.Egress}, "abc", true},
-		{"palisade:audit:in:x", render.LogEntry{Verdict: policy.LogAudited, Direction: policy.Ingress}, "x", true},
-		{"palisade:allow:up:x", render.LogEntry{}, "", false},
-		{"palisade:accept:in:x", render.LogEntry{}, "", false},
-		{"palisade:allow:in:", render.LogEntry{}, "", false},
-		{"palisade:allow:in:x:y", render.LogEntry{}, "", false},
-		{"other:allow:in:x", render.LogEntry{}, "", false},
-		{"", render.LogEntry{}, "", false},
-	}
-	for _, tc := range tests {
-		got, id, ok := render.ParseLogPrefix(tc.in)
-		if !reflect.DeepEqual(got, tc.want) || id != tc.id || ok != tc.ok {
-			t.Errorf("ParseLogPrefix(%q) = %+v, %q, %v; want %+v, %q, %v", tc.in, got, id, ok, tc.want, tc.id, tc.ok)
-		}
-	}
+// TestLogTable: the table names every prefix the audit golden ruleset logs.
+func TestLogTable(t *testing.T) {
 	st := policy.Compute(goldenAudit())
-	table := render.LogTable(&st)
-	want := map[string]render.LogEntry{
-		render.LogPrefix(policy.LogAllowed, policy.Ingress, []string{"x/web"}):       {Verdict: policy.LogAllowed, Direction: policy.Ingress, Policies: []string{"x/web"}},
-		render.LogPrefix(policy.LogDropped, policy.Ingress, []string{"x/web"}):       {Verdict: policy.LogDropped, Direction: policy.Ingress, Policies: []string{"x/web"}},
-		render.LogPrefix(policy.LogAllowed, policy.Ingress, []string{"audit:x/web"}): {Verdict: policy.LogAllowed, Direction: policy.Ingress, Policies: []string{"audit:x/web"}},
-		render.LogPrefix(policy.LogAudited, policy.Ingress, []string{"audit:x/web"}): {Verdict: policy.LogAudited, Direction: policy.Ingress, Policies: []string{"audit:x/web"}},
+	table := verdictlog.Table(&st)
+	want := map[string]verdictlog.Entry{
+		verdictlog.Prefix(policy.LogAllowed, policy.Ingress, []string{"x/web"}):       {Verdict: policy.LogAllowed, Direction: policy.Ingress, Policies: []string{"x/web"}},
+		verdictlog.Prefix(policy.LogDropped, policy.Ingress, []string{"x/web"}):       {Verdict: policy.LogDropped, Direction: policy.Ingress, Policies: []string{"x/web"}},
+		verdictlog.Prefix(policy.LogAllowed, policy.Ingress, []string{"audit:x/web"}): {Verdict: policy.LogAllowed, Direction: policy.Ingress, Policies: []string{"audit:x/web"}},
+		verdictlog.Prefix(policy.LogAudited, policy.Ingress, []string{"audit:x/web"}): {Verdict: policy.LogAudited, Direction: policy.Ingress, Policies: []string{"audit:x/web"}},
 	}
 	if !reflect.DeepEqual(table, want) {
-		t.Errorf("LogTable = %+v, want %+v", table, want)
+		t.Errorf("verdictlog.Table = %+v, want %+v", table, want)
 	}
 }
 
@@ -416,5 +374,17 @@ func TestMidStreamPackets(t *testing.T) {
 		if s == nil || len(s.Elements) != 1 {
 			t.Errorf("set %s = %+v, want the server's address", name, s)
 		}
+	}
+}
+
+// TestWithTable: the table name is the only difference WithTable makes.
+func TestWithTable(t *testing.T) {
+	st := policy.Compute(cluster(goldenCases["deny-all"]...))
+	want := strings.ReplaceAll(render.Render(&st).Text(), "inet "+render.TableName, "inet other")
+	if got := render.Render(&st, render.WithTable("other")).Text(); got != want {
+		t.Errorf("WithTable:\n%s\nwant\n%s", got, want)
+	}
+	if got := render.ColdStart(render.WithTable("other")).Text(); !strings.HasPrefix(got, "add table inet other\n") {
+		t.Errorf("ColdStart with a table:\n%s", got)
 	}
 }

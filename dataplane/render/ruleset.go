@@ -55,8 +55,9 @@
 // # Verdict log
 //
 // Unless logging is disabled (Options), decisions are logged to NFLOG
-// (`log group` DefaultLogGroup) with a prefix that LogTable decodes (see
-// LogPrefix), rate-limited in the kernel per log rule (`limit rate …`):
+// (`log group` verdictlog.DefaultGroup) with a prefix that verdictlog.Table
+// decodes (see verdictlog.Prefix), rate-limited in the kernel per log rule
+// (`limit rate …`):
 //
 //   - Allowed: a policy chain's allowing rules jump to the policy's allow
 //     chain (`ain-…` / `aeg-…`), which logs and accepts. Only new
@@ -126,14 +127,17 @@ import (
 	"net/netip"
 )
 
-// TableName is the name of Palisade's private inet table.
+// TableName is the default name of Palisade's private inet table
+// (WithTable names another).
 const TableName = "palisade"
 
-// Ruleset is the whole desired content of table inet palisade.
+// Ruleset is the whole desired content of Palisade's inet table.
 type Ruleset struct {
+	// Table is the name of the inet table; "" means TableName.
+	Table string
 	// Sets holds sets and verdict maps, sorted by name.
 	Sets []Set
-	// Chains holds the base chains first (in BaseChains order), then the
+	// Chains holds the base chains first (in baseChains order), then the
 	// regular chains sorted by name.
 	Chains []Chain
 }
@@ -266,7 +270,7 @@ type Rule struct {
 
 // Log is a rate-limited NFLOG statement.
 type Log struct {
-	// Prefix identifies the decision (see LogPrefix); "" means no log.
+	// Prefix identifies the decision (see verdictlog.Prefix); "" means no log.
 	Prefix string
 	Group  uint16
 	// Rate (packets per second) and Burst bound how often the rule logs.
@@ -274,12 +278,35 @@ type Log struct {
 	Burst uint32
 }
 
-// BaseChains are the base chains, in the order they appear in a Ruleset.
-var BaseChains = []Chain{
-	{Name: "egress", Hook: HookForward, Priority: -10},
-	{Name: "ingress", Hook: HookForward, Priority: 0},
-	{Name: "input-egress", Hook: HookInput, Priority: -10},
-	{Name: "output-midstream", Hook: HookOutput, Priority: -10},
+// Base chains, in the order they appear in a Ruleset (see baseChains).
+const (
+	ChainEgress          = "egress"
+	ChainIngress         = "ingress"
+	ChainInputEgress     = "input-egress"
+	ChainOutputMidStream = "output-midstream"
+)
+
+// basePriority is the priority of the first base chain of each hook
+// (filter - 10); the ingress chain runs after egress at filter.
+const basePriority = -10
+
+// baseChains returns the base chains, empty, in the order they appear in a
+// Ruleset.
+func baseChains() []Chain {
+	return []Chain{
+		{Name: ChainEgress, Hook: HookForward, Priority: basePriority},
+		{Name: ChainIngress, Hook: HookForward, Priority: 0},
+		{Name: ChainInputEgress, Hook: HookInput, Priority: basePriority},
+		{Name: ChainOutputMidStream, Hook: HookOutput, Priority: basePriority},
+	}
+}
+
+// table is the name of the table the ruleset goes to.
+func (rs *Ruleset) table() string {
+	if rs.Table == "" {
+		return TableName
+	}
+	return rs.Table
 }
 
 // Map names.

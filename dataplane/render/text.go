@@ -6,12 +6,13 @@ import (
 )
 
 // Text prints the ruleset as an `nft -f` script that atomically replaces
-// table inet palisade (the same add/delete/add the netlink applier does).
+// the ruleset's table (the same add/delete/add the netlink applier does).
 // Golden files hold this text; `nft -f` loads it.
 func (rs *Ruleset) Text() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "add table inet %s\ndelete table inet %s\n", TableName, TableName)
-	fmt.Fprintf(&b, "table inet %s {\n", TableName)
+	table := rs.table()
+	fmt.Fprintf(&b, "add table inet %s\ndelete table inet %s\n", table, table)
+	fmt.Fprintf(&b, "table inet %s {\n", table)
 	// Chains are declared before the maps whose elements jump to them.
 	for _, c := range rs.Chains {
 		if c.IsBase() {
@@ -26,7 +27,7 @@ func (rs *Ruleset) Text() string {
 	b.WriteString("}\n")
 	for _, c := range rs.Chains {
 		for _, r := range c.Rules {
-			fmt.Fprintf(&b, "add rule inet %s %s %s\n", TableName, c.Name, r.Text())
+			fmt.Fprintf(&b, "add rule inet %s %s %s\n", table, c.Name, r.Text())
 		}
 	}
 	return b.String()
