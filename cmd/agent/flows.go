@@ -10,6 +10,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/palisade-dev/palisade/dataplane/agent"
+	"github.com/palisade-dev/palisade/dataplane/agent/flowobserver"
+	"github.com/palisade-dev/palisade/dataplane/agent/report"
 	"github.com/palisade-dev/palisade/dataplane/flows"
 	"github.com/palisade-dev/palisade/dataplane/hubble"
 	"github.com/palisade-dev/palisade/dataplane/render"
@@ -32,7 +34,7 @@ type flowFlags struct {
 func (f *flowFlags) bind(fs *flag.FlagSet) {
 	fs.BoolVar(&f.enabled, "flow-log", true, "Observe flows in the kernel's verdict log (NFLOG), report them in the node's NodeFlowReport and serve them to Hubble clients.")
 	fs.UintVar(&f.group, "flow-log-group", uint(defaultLogGroup), "NFLOG group the rules log to and the agent reads.")
-	fs.DurationVar(&f.reportInterval, "report-interval", agent.DefaultReportInterval, "At most one NodeFlowReport write per interval (unchanged reports are rewritten every 6 intervals as a heartbeat).")
+	fs.DurationVar(&f.reportInterval, "report-interval", report.DefaultInterval, "At most one NodeFlowReport write per interval (unchanged reports are rewritten every 6 intervals as a heartbeat).")
 	fs.DurationVar(&f.window, "flow-window", flows.DefaultWindow, "Flows not seen for this long leave the aggregation table and the report.")
 	fs.IntVar(&f.tableSize, "flow-table-size", flows.DefaultMaxEntries, "Most aggregated flows held; observations of new flows beyond it are dropped and counted.")
 	fs.StringVar(&f.hubbleAddr, "hubble-bind-address", hubble.DefaultAddress, "Address of the Hubble observer gRPC API; 0 disables it.")
@@ -81,7 +83,7 @@ func (f *flowFlags) setup(mgr manager.Manager, a *agent.Agent, node string) erro
 	}
 	agg := flows.NewAggregator(f.tableSize, f.window)
 	events, extraDropped := newEventSource(uint16(f.group))
-	obs := &agent.FlowObserver{Events: events, Aggregator: agg, Lost: extraDropped}
+	obs := &flowobserver.Observer{Events: events, Aggregator: agg, Lost: extraDropped, Metrics: a.Metrics}
 	if f.hubbleAddr != "0" {
 		buf := hubble.NewBuffer(f.hubbleBuffer)
 		obs.Sinks = append(obs.Sinks, buf)
@@ -98,9 +100,10 @@ func (f *flowFlags) setup(mgr manager.Manager, a *agent.Agent, node string) erro
 	if err != nil {
 		return fmt.Errorf("report client: %w", err)
 	}
-	w := &agent.ReportWriter{
+	w := &report.Writer{
 		Client: c, NodeName: node, Interval: f.reportInterval, Aggregator: agg,
 		Programmed: a.Programmed, Ready: a.Ready, ExtraDropped: func() int64 { return int64(extraDropped()) },
+		Metrics: a.Metrics,
 	}
 	a.OnProgrammedChange = w.Kick
 	return mgr.Add(w)

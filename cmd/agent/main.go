@@ -24,10 +24,14 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
 	"github.com/palisade-dev/palisade/dataplane"
 	"github.com/palisade-dev/palisade/dataplane/agent"
+	"github.com/palisade-dev/palisade/dataplane/agent/agentcache"
+	"github.com/palisade-dev/palisade/dataplane/agent/agentmetrics"
+	"github.com/palisade-dev/palisade/dataplane/agent/startup"
 	"github.com/palisade-dev/palisade/dataplane/conntrack"
 	"github.com/palisade-dev/palisade/dataplane/iptables"
 	"github.com/palisade-dev/palisade/dataplane/nft"
@@ -59,7 +63,7 @@ func run(args []string) error {
 	pprofAddr := fs.String("pprof-bind-address", "0", "Address of Go's /debug/pprof profiles, for diagnosis (no authentication: bind it to localhost); 0 disables it.")
 	keepEstablished := fs.Bool("keep-established-connections", false, "Keep established connections that a policy change denies; by default their conntrack entries are deleted right after the new rules are committed, so they are cut.")
 	stateFile := fs.String("state-file", statefile.DefaultPath, "File holding the last synced policy state, programmed at start before the API server is reachable (after a node reboot); empty disables it.")
-	coldStartFlag := fs.String("cold-start", string(agent.ColdStartDeny), "What a node whose kernel holds no Palisade rules and no saved state (a new node) forwards until the agent's first sync: deny drops every new forwarded connection to and from pods (established ones and the node's own traffic pass); allow leaves pods unisolated until then. Existing rules are never replaced.")
+	coldStartFlag := fs.String("cold-start", string(startup.ColdStartDeny), "What a node whose kernel holds no Palisade rules and no saved state (a new node) forwards until the agent's first sync: deny drops every new forwarded connection to and from pods (established ones and the node's own traffic pass); allow leaves pods unisolated until then. Existing rules are never replaced.")
 	var fl flowFlags
 	fl.bind(fs)
 	zapOpts := zap.Options{}
@@ -68,7 +72,7 @@ func run(args []string) error {
 		return err
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
-	coldStart, err := agent.ParseColdStartMode(*coldStartFlag)
+	coldStart, err := startup.ParseColdStartMode(*coldStartFlag)
 	if err != nil {
 		return fmt.Errorf("--cold-start: %w", err)
 	}
@@ -116,7 +120,7 @@ func run(args []string) error {
 	if *stateFile != "" {
 		// Fail closed across reboots: the last known good state goes into the
 		// kernel before anything needs the API server.
-		restored, err = agent.Restore(ctx, backend, *stateFile)
+		restored, err = startup.Restore(ctx, backend, *stateFile)
 		if err != nil {
 			ctrl.Log.Error(err, "could not restore the last synced state; waiting for the API server", "stateFile", *stateFile)
 		} else if restored {
@@ -128,7 +132,7 @@ func run(args []string) error {
 	}
 	mgr, err := newManager(ctx, cfg, ctrl.Options{
 		Scheme:                 scheme,
-		Cache:                  agent.CacheOptions(),
+		Cache:                  agentcache.Options(),
 		Metrics:                metricsFlags.Options(*metricsAddr),
 		HealthProbeBindAddress: *probeAddr,
 		PprofBindAddress:       *pprofAddr,
@@ -136,7 +140,11 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	a := &agent.Agent{NodeName: *nodeName, Cache: mgr.GetCache(), Backend: backend}
+	m, err := agentmetrics.New(ctrlmetrics.Registry)
+	if err != nil {
+		return err
+	}
+	a := &agent.Agent{NodeName: *nodeName, Cache: mgr.GetCache(), Backend: backend, Metrics: m}
 	if !*keepEstablished {
 		a.Cutter = conntrack.Cutter{}
 	}
@@ -162,16 +170,16 @@ func run(args []string) error {
 // startCold closes a new node until the first sync (--cold-start=deny),
 // before anything needs the API server. An error is logged, not fatal: the
 // agent still syncs as soon as the API server answers.
-func startCold(ctx context.Context, backend dataplane.Backend, mode agent.ColdStartMode) {
-	outcome, err := agent.ColdStart(ctx, backend, mode)
+func startCold(ctx context.Context, backend dataplane.Backend, mode startup.ColdStartMode) {
+	outcome, err := startup.ColdStart(ctx, backend, mode)
 	switch {
 	case err != nil:
 		ctrl.Log.Error(err, "could not program the cold-start deny; pods on this node are not isolated until the first sync")
-	case outcome == agent.ColdStartProgrammed:
+	case outcome == startup.ColdStartProgrammed:
 		ctrl.Log.Info("no Palisade rules and no saved state on this node: cold-start deny until the first sync (new forwarded connections to and from pods are dropped)", "coldStart", mode)
-	case outcome == agent.ColdStartKept:
+	case outcome == startup.ColdStartKept:
 		ctrl.Log.Info("Palisade rules already in the kernel: keeping them until the first sync", "coldStart", mode)
-	case outcome == agent.ColdStartSkipped:
+	case outcome == startup.ColdStartSkipped:
 		ctrl.Log.Info("--cold-start=allow: pods on this node are not isolated until the first sync", "coldStart", mode)
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/palisade-dev/palisade/dataplane"
 	"github.com/palisade-dev/palisade/dataplane/agent"
+	"github.com/palisade-dev/palisade/dataplane/agent/agentcache"
 	pt "github.com/palisade-dev/palisade/internal/policy/policytest"
 	"github.com/palisade-dev/palisade/internal/testenv"
 )
@@ -128,7 +129,7 @@ type runningAgent struct {
 func (e *apiEnv) startAgent(t *testing.T, b dataplane.Backend) *runningAgent {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	opts := agent.CacheOptions()
+	opts := agentcache.Options()
 	opts.Scheme = e.scheme
 	ca, err := cache.New(e.cfg, opts)
 	if err != nil {

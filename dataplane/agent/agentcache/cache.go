@@ -1,9 +1,13 @@
-package agent
+// Package agentcache says what the node agent's informer cache holds: the
+// kinds it watches and, of each object, only what policy evaluation and the
+// intent resolver read.
+package agentcache
 
 import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -11,11 +15,11 @@ import (
 	"github.com/palisade-dev/palisade/api/v1alpha1"
 )
 
-// CacheOptions returns cache options that keep only what policy evaluation
+// Options returns cache options that keep only what policy evaluation
 // reads of each cached object, to keep the agent's memory low on big
 // clusters (a full Pod is tens of KiB). Services and workloads are cached
 // for the intent resolver, which reads only their pod selectors.
-func CacheOptions() cache.Options {
+func Options() cache.Options {
 	return cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Pod{}:             {Transform: StripPod},
@@ -33,9 +37,15 @@ func CacheOptions() cache.Options {
 	}
 }
 
-// resolvedObjects are the kinds internal/intent/resolve reads, which the agent
-// watches for the intents it compiles itself.
-func resolvedObjects() []client.Object {
+// EnforcedObjects are the kinds the agent computes a node's policy state
+// from.
+func EnforcedObjects() []client.Object {
+	return []client.Object{&corev1.Pod{}, &corev1.Namespace{}, &networkingv1.NetworkPolicy{}}
+}
+
+// ResolvedObjects are the kinds internal/intent/resolve reads, which the
+// agent watches for the intents it compiles itself.
+func ResolvedObjects() []client.Object {
 	return []client.Object{&corev1.Service{}, &appsv1.Deployment{}, &appsv1.StatefulSet{}, &appsv1.DaemonSet{},
 		&appsv1.ReplicaSet{}, &batchv1.Job{}, &batchv1.CronJob{}}
 }
