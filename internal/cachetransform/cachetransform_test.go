@@ -1,16 +1,19 @@
-package agentcache_test
+package cachetransform_test
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/palisade-dev/palisade/dataplane/agent/agentcache"
+	"github.com/palisade-dev/palisade/internal/cachetransform"
 )
 
-func TestStripPodKeepsWhatPolicyReads(t *testing.T) {
+// TestPodKeepsWhatPolicyReads: the agent's Pod transform (named ports)
+// keeps what policy evaluation reads and nothing of the conditions.
+func TestPodKeepsWhatPolicyReads(t *testing.T) {
 	p := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "x", Name: "a", Labels: map[string]string{"app": "a"},
 			Annotations: map[string]string{"big": strings.Repeat("x", 1000)}},
@@ -21,7 +24,7 @@ func TestStripPodKeepsWhatPolicyReads(t *testing.T) {
 		}},
 		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.1", PodIPs: []corev1.PodIP{{IP: "10.0.0.1"}}, Conditions: []corev1.PodCondition{{Type: "Ready"}}},
 	}
-	got, err := agentcache.StripPod(p)
+	got, err := cachetransform.Pod(cachetransform.PodFields{NamedPorts: true})(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,5 +35,25 @@ func TestStripPodKeepsWhatPolicyReads(t *testing.T) {
 	if s.Labels["app"] != "a" || !s.Spec.HostNetwork || s.Spec.NodeName != "n" || s.Status.PodIPs[0].IP != "10.0.0.1" || s.Spec.Containers[0].Ports[0].Name != "http" ||
 		len(s.Spec.InitContainers) != 1 || s.Spec.InitContainers[0].Ports[0].Name != "admin" || s.Spec.InitContainers[0].Image != "" {
 		t.Errorf("lost a field policy reads: %+v", s)
+	}
+}
+
+// TestPodKeepsReadiness: with ReadyCondition the transform keeps the
+// PodReady condition's type and status and nothing else of the conditions.
+func TestPodKeepsReadiness(t *testing.T) {
+	p := &corev1.Pod{Status: corev1.PodStatus{Conditions: []corev1.PodCondition{
+		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, Message: "m"},
+		{Type: corev1.PodReady, Status: corev1.ConditionTrue, Reason: "r", LastTransitionTime: metav1.Now()},
+	}}}
+	got, err := cachetransform.Pod(cachetransform.PodFields{ReadyCondition: true})(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+	if c := got.(*corev1.Pod).Status.Conditions; !reflect.DeepEqual(c, want) {
+		t.Errorf("conditions %v, want %v", c, want)
+	}
+	if len(got.(*corev1.Pod).Spec.Containers) != 0 {
+		t.Errorf("containers kept without NamedPorts: %v", got.(*corev1.Pod).Spec.Containers)
 	}
 }
