@@ -15,6 +15,7 @@ package agent
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -41,20 +42,11 @@ import (
 
 // Agent keeps one node's dataplane in step with the cluster.
 type Agent struct {
-	// NodeName is the node whose pods the agent protects.
-	NodeName string
+	Config
 	// Cache is the informer cache the agent reads from; see agentcache.Options.
 	Cache cache.Cache
 	// Backend programs the kernel.
 	Backend dataplane.Backend
-	// MinInterval is the shortest time between the starts of two syncs:
-	// events within it are coalesced into one sync. Default 100ms. A sync
-	// that took longer than half of it stretches the spacing (see
-	// syncSpacing).
-	MinInterval time.Duration
-	// MaxInterval is the longest time between two syncs even without events
-	// (repairs drift). Default 5 minutes.
-	MaxInterval time.Duration
 	// Flows, when set, receives each synced state for the kernel's verdict
 	// log and attributes the flows it reports.
 	Flows *flowobserver.Observer
@@ -84,6 +76,61 @@ type Agent struct {
 	// lastCommitted is the last state the backend committed (sync loop only).
 	lastCommitted *policy.State
 	programmed    atomic.Pointer[[]v1alpha1.ProgrammedIntent]
+}
+
+// Config is what the sync loop is told: its node and the bounds of its
+// pace.
+type Config struct {
+	// NodeName is the node whose pods the agent protects.
+	NodeName string
+	// MinInterval is the shortest time between the starts of two syncs:
+	// events within it are coalesced into one sync. A sync that took
+	// longer than half of it stretches the spacing (see syncSpacing).
+	MinInterval time.Duration
+	// MaxInterval is the longest time between two syncs even without events
+	// (repairs drift).
+	MaxInterval time.Duration
+}
+
+// Defaults of Config.
+const (
+	DefaultMinInterval = 100 * time.Millisecond
+	DefaultMaxInterval = 5 * time.Minute
+)
+
+// Defaults fills the intervals left zero.
+func (c *Config) Defaults() {
+	if c.MinInterval == 0 {
+		c.MinInterval = DefaultMinInterval
+	}
+	if c.MaxInterval == 0 {
+		c.MaxInterval = DefaultMaxInterval
+	}
+}
+
+// Validate tells every field that is unusable.
+func (c Config) Validate() error {
+	var errs []error
+	if c.NodeName == "" {
+		errs = append(errs, errors.New("agent: NodeName is empty"))
+	}
+	if c.MinInterval <= 0 {
+		errs = append(errs, fmt.Errorf("agent: MinInterval %s: want more than 0", c.MinInterval))
+	}
+	if c.MaxInterval < c.MinInterval {
+		errs = append(errs, fmt.Errorf("agent: MaxInterval %s: want at least MinInterval (%s)", c.MaxInterval, c.MinInterval))
+	}
+	return errors.Join(errs...)
+}
+
+// New returns an agent for cfg, with its defaults filled in, that reads
+// cache c and programs backend.
+func New(cfg Config, c cache.Cache, backend dataplane.Backend) (*Agent, error) {
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Agent{Config: cfg, Cache: c, Backend: backend, trigger: make(chan struct{}, 1)}, nil
 }
 
 // NeedLeaderElection: every node runs its own agent.

@@ -59,7 +59,10 @@ func TestAgentProgramsTheKernelFromTheAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() { _ = ca.Start(ctx) }()
-	a := &agent.Agent{NodeName: "node-a", Cache: ca, Backend: nft.New(nft.WithNetNSFd(ns.Fd)), MinInterval: 20 * time.Millisecond}
+	a, err := agent.New(agent.Config{NodeName: "node-a", MinInterval: 20 * time.Millisecond}, ca, nft.New(nft.WithNetNSFd(ns.Fd)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if a.ReadyCheck(nil) == nil {
 		t.Fatal("ready before any sync")
 	}

@@ -81,8 +81,12 @@ func TestAuditIntentBecomesAuditPolicies(t *testing.T) {
 	// Each change of what is programmed (intent, generation, mode) kicks the
 	// report writer; syncs that change nothing of it do not.
 	var kicks atomic.Int64
-	a := &agent.Agent{NodeName: "node-a", Cache: e.StartCache(), Backend: rec, MinInterval: 20 * time.Millisecond,
-		Flows: &flowobserver.Observer{Events: src, Aggregator: agg}, OnProgrammedChange: func() { kicks.Add(1) }}
+	a, err := agent.New(agent.Config{NodeName: "node-a", MinInterval: 20 * time.Millisecond}, e.StartCache(), rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Flows = &flowobserver.Observer{Events: src, Aggregator: agg}
+	a.OnProgrammedChange = func() { kicks.Add(1) }
 	go func() { _ = a.Start(e.Ctx) }()
 	expectKicks := func(want int64) {
 		t.Helper()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -20,16 +19,9 @@ import (
 func (a *Agent) Start(ctx context.Context) error {
 	logger := log.FromContext(ctx).WithValues("node", a.NodeName)
 	ctx = log.IntoContext(ctx, logger)
-	if a.NodeName == "" {
-		return errors.New("agent: node name is empty")
+	if a.trigger == nil {
+		return errors.New("agent: not made by New")
 	}
-	if a.MinInterval <= 0 {
-		a.MinInterval = 100 * time.Millisecond
-	}
-	if a.MaxInterval <= 0 {
-		a.MaxInterval = 5 * time.Minute
-	}
-	a.trigger = make(chan struct{}, 1)
 	if err := a.watchAll(ctx); err != nil {
 		return err
 	}

@@ -66,8 +66,11 @@ func TestAgentReportsFlows(t *testing.T) {
 	go func() { _ = ca.Start(ctx) }()
 	reader := flowlog.NewReader(flowlog.Config{NetNSFd: c.a.Fd})
 	agg := flows.NewAggregator(1000, time.Hour)
-	a := &agent.Agent{NodeName: nodeA, Cache: ca, Backend: nft.New(nft.WithNetNSFd(c.a.Fd)), MinInterval: 20 * time.Millisecond,
-		Flows: &flowobserver.Observer{Events: reader, Aggregator: agg}}
+	a, err := agent.New(agent.Config{NodeName: nodeA, MinInterval: 20 * time.Millisecond}, ca, nft.New(nft.WithNetNSFd(c.a.Fd)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Flows = &flowobserver.Observer{Events: reader, Aggregator: agg}
 	w := &report.Writer{Client: cl, NodeName: nodeA, Interval: 500 * time.Millisecond, Aggregator: agg,
 		Programmed: a.Programmed, Ready: a.Ready}
 	done := make(chan error, 1)

@@ -137,8 +137,13 @@ func (e *apiEnv) startAgent(t *testing.T, b dataplane.Backend) *runningAgent {
 		t.Fatal(err)
 	}
 	go func() { _ = ca.Start(ctx) }()
+	a, err := agent.New(agent.Config{NodeName: nodeA, MinInterval: 20 * time.Millisecond}, ca, b)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
 	r := &runningAgent{
-		a:      &agent.Agent{NodeName: nodeA, Cache: ca, Backend: b, MinInterval: 20 * time.Millisecond},
+		a:      a,
 		cancel: cancel,
 		done:   make(chan error, 1),
 	}
