@@ -147,8 +147,10 @@ func (a *Agent) ReadyCheck(_ *http.Request) error {
 // Ready tells whether a sync has succeeded.
 func (a *Agent) Ready() bool { return a.ready.Load() }
 
-// Syncs is the number of successful syncs so far: a test that waits for it
-// to grow knows that the agent has seen what happened before.
+// Syncs is the number of syncs the backend committed so far. It grows
+// before the sync records what it programmed, so a sync counted after an
+// observed effect of an earlier one (Programmed, OnProgrammedChange) is a
+// later sync.
 func (a *Agent) Syncs() int64 { return a.syncs.Load() }
 
 // Programmed returns the intents the last successful sync programmed on

@@ -91,7 +91,7 @@ func TestAuditIntentBecomesAuditPolicies(t *testing.T) {
 	expectKicks := func(want int64) {
 		t.Helper()
 		agenttest.WaitFor(t, fmt.Sprintf("%d report kicks", want), 5*time.Second, func() bool { return kicks.Load() >= want })
-		time.Sleep(100 * time.Millisecond) // later syncs that change nothing must not kick
+		laterSync(t, e, a) // later syncs that change nothing must not kick
 		if got := kicks.Load(); got != want {
 			t.Errorf("%d report kicks, want %d", got, want)
 		}
@@ -128,7 +128,7 @@ func TestAuditIntentBecomesAuditPolicies(t *testing.T) {
 	// The first sync may have programmed nothing yet, then the audited
 	// intent: one or two kicks.
 	agenttest.WaitFor(t, "a report kick", 5*time.Second, func() bool { return kicks.Load() >= 1 })
-	time.Sleep(100 * time.Millisecond)
+	laterSync(t, e, a)
 	nKicks := kicks.Load()
 
 	// The flow log's events are attributed against the synced state.
@@ -180,6 +180,16 @@ func TestAuditIntentBecomesAuditPolicies(t *testing.T) {
 	}
 	checkProgrammed(t, a, si.Generation, v1alpha1.ModeEnforce)
 	expectKicks(nKicks + 2)
+}
+
+// laterSync makes the agent sync once more (a new namespace is an event it
+// syncs on and changes nothing it programs) and waits until a sync that
+// began after the agent's last observed effect has been committed.
+func laterSync(t *testing.T, e *agenttest.Env, a *agent.Agent) {
+	t.Helper()
+	n := a.Syncs()
+	e.Create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "unrelated-"}})
+	agenttest.WaitFor(t, "a later sync", 5*time.Second, func() bool { return a.Syncs() > n })
 }
 
 func checkProgrammed(t *testing.T, a *agent.Agent, gen int64, mode v1alpha1.IntentMode) {

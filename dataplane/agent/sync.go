@@ -35,6 +35,7 @@ func (a *Agent) SyncOnce(ctx context.Context) error {
 		var stats dataplane.Stats
 		stats, err = a.Backend.Sync(ctx, &st)
 		if err == nil {
+			a.syncs.Add(1)
 			a.Metrics.SyncSucceeded(time.Since(start), stats)
 			if !a.ready.Swap(true) {
 				logger.Info("first sync done, ready", "rules", stats.Rules, "elements", stats.SetElements, "elapsed", time.Since(start))
@@ -43,7 +44,6 @@ func (a *Agent) SyncOnce(ctx context.Context) error {
 				"auditPolicies", len(in.AuditPolicies), "elapsed", time.Since(start))
 			a.committed(&st, meta)
 			a.afterCommit(ctx, &st)
-			a.syncs.Add(1)
 			return nil
 		}
 	}

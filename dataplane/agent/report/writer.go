@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -82,7 +83,15 @@ type Writer struct {
 	skipped  int
 	nodeUID  types.UID
 	nodeSeen bool
+	// decisions counts the report decisions made (written, unchanged or
+	// failed).
+	decisions atomic.Int64
 }
+
+// Decisions is the number of report decisions made so far (written,
+// unchanged or failed): a test that waits for it to grow knows that the
+// writer has acted on what happened before.
+func (w *Writer) Decisions() int64 { return w.decisions.Load() }
 
 // NeedLeaderElection: every node reports for itself.
 func (w *Writer) NeedLeaderElection() bool { return false }
@@ -162,6 +171,7 @@ func (w *Writer) tick(ctx context.Context, now time.Time, kicked bool) (bool, er
 	if w.Ready != nil && !w.Ready() {
 		return false, nil
 	}
+	defer w.decisions.Add(1)
 	spec := w.build(now)
 	heartbeat := w.HeartbeatEvery
 	if heartbeat <= 0 {

@@ -161,8 +161,11 @@ func TestReportWriterKick(t *testing.T) {
 	gen.Store(2)
 	w.Kick()
 	rv := waitReported(2)
+	// Each kick so far made one decision (the interval is an hour): wait
+	// for the third, the kick without change, before looking.
+	agenttest.WaitFor(t, "the second kick's decision", 5*time.Second, func() bool { return w.Decisions() >= 2 })
 	w.Kick() // nothing changed
-	time.Sleep(report.KickSpacing + 300*time.Millisecond)
+	agenttest.WaitFor(t, "the third kick's decision", 5*time.Second, func() bool { return w.Decisions() >= 3 })
 	if now, err := reported(2); err != nil || now != rv {
 		t.Errorf("a kick without change rewrote the report: version %s -> %s (%v)", rv, now, err)
 	}
