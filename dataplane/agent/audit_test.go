@@ -50,30 +50,7 @@ func (s *stateRecorder) Run(ctx context.Context, _ func(flowlog.Event)) error {
 // flow attribution follow.
 func TestAuditIntentBecomesAuditPolicies(t *testing.T) {
 	e := agenttest.NewEnv(t)
-	e.Create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}})
-	e.Create(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "orders"},
-		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "orders"}, Ports: []corev1.ServicePort{{Port: 80}}}})
-	e.Create(&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"},
-		Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
-			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "none"}}}}}})
-	pod := func(name, node, ip string, labels map[string]string, owners []metav1.OwnerReference) {
-		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name, Labels: labels, OwnerReferences: owners},
-			Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "none"}}}}
-		e.Create(p)
-		p.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}}}
-		if err := e.C.Status().Update(e.Ctx, p); err != nil {
-			t.Fatal(err)
-		}
-	}
-	pod("orders-0", "node-a", "10.1.0.1", map[string]string{"app": "orders"}, nil)
-	pod("web-5d8f-x", "node-b", "10.1.0.2", map[string]string{"app": "web", "pod-template-hash": "5d8f"},
-		[]metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-5d8f", UID: "u1", Controller: ptr.To(true)}})
-	si := &v1alpha1.ServiceIntent{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "orders"},
-		Spec: v1alpha1.ServiceIntentSpec{Mode: v1alpha1.ModeAudit,
-			Target:  v1alpha1.Target{ServiceRef: &v1alpha1.LocalServiceReference{Name: "orders"}},
-			Callers: []v1alpha1.Caller{{WorkloadRef: &v1alpha1.WorkloadReference{Kind: v1alpha1.WorkloadDeployment, Name: "web"}}}}}
-	e.Create(si)
+	si := createAuditedShop(t, e)
 
 	rec := &agenttest.RecordingBackend{}
 	src := &stateRecorder{updates: make(chan *policy.State, 100)}
@@ -113,14 +90,7 @@ func TestAuditIntentBecomesAuditPolicies(t *testing.T) {
 		st := rec.Last()
 		return st != nil && slices.Equal(groupOf(st), []string{auditKey})
 	})
-	st := rec.Last()
-	pr := st.Policies[slices.IndexFunc(st.Policies, func(p policy.PolicyRules) bool { return p.Key == auditKey })]
-	if !pr.Audit || len(pr.Ingress) != 1 || len(pr.Ingress[0].Peers.Ranges) == 0 {
-		t.Fatalf("audit policy rules: %+v", pr)
-	}
-	if !pr.Ingress[0].Peers.Ranges[0].Contains(netip.MustParseAddr("10.1.0.2")) {
-		t.Errorf("the caller web's pod is not a peer of the audit policy: %+v", pr.Ingress[0].Peers)
-	}
+	checkAuditRules(t, rec.Last(), auditKey)
 	if err := e.C.Get(e.Ctx, client.ObjectKeyFromObject(si), si); err != nil {
 		t.Fatal(err)
 	}
@@ -133,14 +103,7 @@ func TestAuditIntentBecomesAuditPolicies(t *testing.T) {
 
 	// The flow log's events are attributed against the synced state.
 	agenttest.WaitFor(t, "the state handed to the flow log", 5*time.Second, func() bool { return len(src.updates) > 0 })
-	a.Flows.Handle(flowlog.Event{Time: time.Now(), Verdict: v1alpha1.VerdictAudited, Direction: v1alpha1.FlowIngress, Protocol: 6,
-		Src: netip.MustParseAddr("10.1.0.2"), Dst: ordersIP, SrcPort: 33000, DstPort: 80, Policies: []string{auditKey}})
-	snap := agg.Snapshot(time.Now())
-	if len(snap) != 1 || snap[0].Source.WorkloadKind != "Deployment" || snap[0].Source.WorkloadName != "web" ||
-		snap[0].Destination.Pod != "orders-0" || !slices.Equal(snap[0].Intents, []string{"shop/orders"}) ||
-		!slices.Equal(snap[0].Policies, []string{"shop/" + ingress}) {
-		t.Errorf("attributed flow: %+v", snap)
-	}
+	checkAttribution(t, a.Flows, agg, auditKey, "shop/"+ingress)
 
 	// Switch to Enforce. No controller runs here: the agent keeps auditing.
 	si.Spec.Mode = v1alpha1.ModeEnforce
@@ -180,6 +143,64 @@ func TestAuditIntentBecomesAuditPolicies(t *testing.T) {
 	}
 	checkProgrammed(t, a, si.Generation, v1alpha1.ModeEnforce)
 	expectKicks(nKicks + 2)
+}
+
+// createAuditedShop creates the shop namespace with its orders Service
+// (pod orders-0 on node-a) and web Deployment (pod web-5d8f-x on node-b),
+// and the Audit-mode intent that lets web call orders.
+func createAuditedShop(t *testing.T, e *agenttest.Env) *v1alpha1.ServiceIntent {
+	t.Helper()
+	e.Create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}})
+	e.Create(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "orders"},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "orders"}, Ports: []corev1.ServicePort{{Port: 80}}}})
+	e.Create(&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"},
+		Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "none"}}}}}})
+	pod := func(name, node, ip string, labels map[string]string, owners []metav1.OwnerReference) {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name, Labels: labels, OwnerReferences: owners},
+			Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "none"}}}}
+		e.Create(p)
+		p.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}}}
+		if err := e.C.Status().Update(e.Ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pod("orders-0", "node-a", "10.1.0.1", map[string]string{"app": "orders"}, nil)
+	pod("web-5d8f-x", "node-b", "10.1.0.2", map[string]string{"app": "web", "pod-template-hash": "5d8f"},
+		[]metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web-5d8f", UID: "u1", Controller: ptr.To(true)}})
+	si := &v1alpha1.ServiceIntent{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "orders"},
+		Spec: v1alpha1.ServiceIntentSpec{Mode: v1alpha1.ModeAudit,
+			Target:  v1alpha1.Target{ServiceRef: &v1alpha1.LocalServiceReference{Name: "orders"}},
+			Callers: []v1alpha1.Caller{{WorkloadRef: &v1alpha1.WorkloadReference{Kind: v1alpha1.WorkloadDeployment, Name: "web"}}}}}
+	e.Create(si)
+	return si
+}
+
+// checkAuditRules: the audit policy admits the caller web's pod.
+func checkAuditRules(t *testing.T, st *policy.State, auditKey string) {
+	t.Helper()
+	pr := st.Policies[slices.IndexFunc(st.Policies, func(p policy.PolicyRules) bool { return p.Key == auditKey })]
+	if !pr.Audit || len(pr.Ingress) != 1 || len(pr.Ingress[0].Peers.Ranges) == 0 {
+		t.Fatalf("audit policy rules: %+v", pr)
+	}
+	if !pr.Ingress[0].Peers.Ranges[0].Contains(netip.MustParseAddr("10.1.0.2")) {
+		t.Errorf("the caller web's pod is not a peer of the audit policy: %+v", pr.Ingress[0].Peers)
+	}
+}
+
+// checkAttribution: an audited event from web to orders is attributed to
+// the workloads, the intent and the policy it was compiled into.
+func checkAttribution(t *testing.T, obs *flowobserver.Observer, agg *flows.Aggregator, auditKey, policyKey string) {
+	t.Helper()
+	obs.Handle(flowlog.Event{Time: time.Now(), Verdict: v1alpha1.VerdictAudited, Direction: v1alpha1.FlowIngress, Protocol: 6,
+		Src: netip.MustParseAddr("10.1.0.2"), Dst: netip.MustParseAddr("10.1.0.1"), SrcPort: 33000, DstPort: 80, Policies: []string{auditKey}})
+	snap := agg.Snapshot(time.Now())
+	if len(snap) != 1 || snap[0].Source.WorkloadKind != "Deployment" || snap[0].Source.WorkloadName != "web" ||
+		snap[0].Destination.Pod != "orders-0" || !slices.Equal(snap[0].Intents, []string{"shop/orders"}) ||
+		!slices.Equal(snap[0].Policies, []string{policyKey}) {
+		t.Errorf("attributed flow: %+v", snap)
+	}
 }
 
 // laterSync makes the agent sync once more (a new namespace is an event it

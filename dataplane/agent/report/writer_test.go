@@ -94,7 +94,13 @@ func TestReportWriter(t *testing.T) {
 		t.Errorf("the report counts %d of %d flows", total, sent.Load())
 	}
 
-	// No more flows: the content stays, so only every sixth interval writes.
+	checkHeartbeats(t, e, agg, programmed)
+}
+
+// checkHeartbeats: with no more flows the content stays, so only every
+// sixth interval writes; a change is written at the next interval.
+func checkHeartbeats(t *testing.T, e *agenttest.Env, agg *flows.Aggregator, programmed []v1alpha1.ProgrammedIntent) {
+	t.Helper()
 	now := time.Now()
 	w2 := &report.Writer{Client: e.C, NodeName: "node-r", Interval: time.Second, Aggregator: agg,
 		Programmed: func() []v1alpha1.ProgrammedIntent { return programmed }}
