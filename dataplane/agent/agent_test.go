@@ -9,11 +9,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/palisade-dev/palisade/dataplane/agent"
-	"github.com/palisade-dev/palisade/dataplane/agent/agentcache"
+	"github.com/palisade-dev/palisade/dataplane/agent/internal/agenttest"
 	"github.com/palisade-dev/palisade/dataplane/internal/netnstest"
 	"github.com/palisade-dev/palisade/dataplane/nft"
 	"github.com/palisade-dev/palisade/internal/testenv"
@@ -24,17 +23,12 @@ import (
 // pod and a policy from the API into the kernel table.
 func TestAgentProgramsTheKernelFromTheAPI(t *testing.T) {
 	testenv.RequireRoot(t)
-	cfg := testenv.Start(t)
-	c, scheme := testenv.Client(t, cfg)
-	ctx, cancel := context.WithCancel(context.Background())
+	e := agenttest.NewEnv(t)
+	c, mustCreate := e.C, e.Create
+	// ctx stops the agent; the cache runs until the test ends.
+	ctx, cancel := context.WithCancel(e.Ctx)
 	t.Cleanup(cancel)
 
-	mustCreate := func(obj client.Object) {
-		t.Helper()
-		if err := c.Create(ctx, obj); err != nil {
-			t.Fatalf("create %T %s: %v", obj, obj.GetName(), err)
-		}
-	}
 	mustCreate(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "x", Labels: map[string]string{"team": "x"}}})
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "x", Name: "a", Labels: map[string]string{"app": "a"}},
@@ -52,14 +46,7 @@ func TestAgentProgramsTheKernelFromTheAPI(t *testing.T) {
 	})
 
 	ns := netnstest.New(t, "agt")
-	opts := agentcache.Options()
-	opts.Scheme = scheme
-	ca, err := cache.New(cfg, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = ca.Start(ctx) }()
-	a, err := agent.New(agent.Config{NodeName: "node-a", MinInterval: 20 * time.Millisecond}, ca, nft.New(nft.WithNetNSFd(ns.Fd)))
+	a, err := agent.New(agent.Config{NodeName: "node-a", MinInterval: 20 * time.Millisecond}, e.StartCache(), nft.New(nft.WithNetNSFd(ns.Fd)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,9 +56,9 @@ func TestAgentProgramsTheKernelFromTheAPI(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- a.Start(ctx) }()
 
-	eventually(t, "agent ready", a.Ready)
+	agenttest.WaitFor(t, "agent ready", 15*time.Second, a.Ready)
 	table := func() string { out, _ := ns.Try("nft", "list", "table", "inet", "palisade"); return out }
-	eventually(t, "pod in the ingress map", func() bool {
+	agenttest.WaitFor(t, "pod in the ingress map", 15*time.Second, func() bool {
 		return strings.Contains(table(), "10.100.1.1 : jump in-") && strings.Contains(table(), "fd00:100::1:1 : jump in-")
 	})
 
@@ -81,7 +68,7 @@ func TestAgentProgramsTheKernelFromTheAPI(t *testing.T) {
 		Spec: networkingv1.NetworkPolicySpec{PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "a"}},
 			Ingress: []networkingv1.NetworkPolicyIngressRule{{From: []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "10.100.9.0/24"}}}}}},
 	})
-	eventually(t, "new policy chain", func() bool {
+	agenttest.WaitFor(t, "new policy chain", 15*time.Second, func() bool {
 		out := table()
 		return strings.Contains(out, "x/allow-web") && strings.Contains(out, "10.100.9.0/24")
 	})
@@ -89,7 +76,7 @@ func TestAgentProgramsTheKernelFromTheAPI(t *testing.T) {
 	if err := c.Delete(ctx, pod, client.GracePeriodSeconds(0)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "pod gone from the maps", func() bool {
+	agenttest.WaitFor(t, "pod gone from the maps", 15*time.Second, func() bool {
 		out := table()
 		return !strings.Contains(out, "10.100.1.1") && !strings.Contains(out, "chain in-")
 	})
@@ -101,16 +88,5 @@ func TestAgentProgramsTheKernelFromTheAPI(t *testing.T) {
 	}
 	if out, err := ns.Try("nft", "list", "table", "inet", "palisade"); err != nil || !strings.Contains(out, "chain ingress") {
 		t.Fatalf("table gone after the agent stopped: %v\n%s", err, out)
-	}
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
