@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"time"
@@ -10,14 +11,16 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/palisade-dev/palisade/dataplane/agent"
+	"github.com/palisade-dev/palisade/dataplane/agent/flowobserver"
+	"github.com/palisade-dev/palisade/dataplane/agent/report"
 	"github.com/palisade-dev/palisade/dataplane/flows"
 	"github.com/palisade-dev/palisade/dataplane/hubble"
 	"github.com/palisade-dev/palisade/dataplane/render"
 )
 
-// flowFlags configure flow observation, the NodeFlowReport and the Hubble
-// observer API.
-type flowFlags struct {
+// flowConfig configures flow observation, the NodeFlowReport and the
+// Hubble observer API.
+type flowConfig struct {
 	enabled        bool
 	group          uint
 	reportInterval time.Duration
@@ -29,40 +32,56 @@ type flowFlags struct {
 	hubbleBuffer   int
 }
 
-func (f *flowFlags) bind(fs *flag.FlagSet) {
-	fs.BoolVar(&f.enabled, "flow-log", true, "Observe flows in the kernel's verdict log (NFLOG), report them in the node's NodeFlowReport and serve them to Hubble clients.")
-	fs.UintVar(&f.group, "flow-log-group", uint(defaultLogGroup), "NFLOG group the rules log to and the agent reads.")
-	fs.DurationVar(&f.reportInterval, "report-interval", agent.DefaultReportInterval, "At most one NodeFlowReport write per interval (unchanged reports are rewritten every 6 intervals as a heartbeat).")
-	fs.DurationVar(&f.window, "flow-window", flows.DefaultWindow, "Flows not seen for this long leave the aggregation table and the report.")
-	fs.IntVar(&f.tableSize, "flow-table-size", flows.DefaultMaxEntries, "Most aggregated flows held; observations of new flows beyond it are dropped and counted.")
-	fs.StringVar(&f.hubbleAddr, "hubble-bind-address", hubble.DefaultAddress, "Address of the Hubble observer gRPC API; 0 disables it.")
-	fs.StringVar(&f.hubbleCert, "hubble-tls-cert-file", "", "PEM certificate of the Hubble API (with --hubble-tls-key-file); plaintext when both are empty.")
-	fs.StringVar(&f.hubbleKey, "hubble-tls-key-file", "", "PEM private key of the Hubble API.")
-	fs.IntVar(&f.hubbleBuffer, "hubble-buffer-size", hubble.DefaultCapacity, "Flows the Hubble API keeps for GetFlows without follow.")
+// flowDefaults returns the flow configuration of an agent given no flags.
+func flowDefaults() flowConfig {
+	return flowConfig{
+		enabled:        true,
+		group:          uint(defaultLogGroup),
+		reportInterval: report.DefaultInterval,
+		window:         flows.DefaultWindow,
+		tableSize:      flows.DefaultMaxEntries,
+		hubbleAddr:     hubble.DefaultAddress,
+		hubbleBuffer:   hubble.DefaultCapacity,
+	}
 }
 
-func (f *flowFlags) validate() error {
+// bind registers the flow flags on fs, with f's values as their defaults.
+func (f *flowConfig) bind(fs *flag.FlagSet) {
+	fs.BoolVar(&f.enabled, "flow-log", f.enabled, "Observe flows in the kernel's verdict log (NFLOG), report them in the node's NodeFlowReport and serve them to Hubble clients.")
+	fs.UintVar(&f.group, "flow-log-group", f.group, "NFLOG group the rules log to and the agent reads.")
+	fs.DurationVar(&f.reportInterval, "report-interval", f.reportInterval, "At most one NodeFlowReport write per interval (unchanged reports are rewritten every 6 intervals as a heartbeat).")
+	fs.DurationVar(&f.window, "flow-window", f.window, "Flows not seen for this long leave the aggregation table and the report.")
+	fs.IntVar(&f.tableSize, "flow-table-size", f.tableSize, "Most aggregated flows held; observations of new flows beyond it are dropped and counted.")
+	fs.StringVar(&f.hubbleAddr, "hubble-bind-address", f.hubbleAddr, "Address of the Hubble observer gRPC API; 0 disables it.")
+	fs.StringVar(&f.hubbleCert, "hubble-tls-cert-file", f.hubbleCert, "PEM certificate of the Hubble API (with --hubble-tls-key-file); plaintext when both are empty.")
+	fs.StringVar(&f.hubbleKey, "hubble-tls-key-file", f.hubbleKey, "PEM private key of the Hubble API.")
+	fs.IntVar(&f.hubbleBuffer, "hubble-buffer-size", f.hubbleBuffer, "Flows the Hubble API keeps for GetFlows without follow.")
+}
+
+// validate tells every flow flag whose value is unusable.
+func (f *flowConfig) validate() error {
+	var errs []error
 	if f.reportInterval < time.Second {
-		return fmt.Errorf("--report-interval %s: want at least 1s", f.reportInterval)
+		errs = append(errs, fmt.Errorf("--report-interval %s: want at least 1s", f.reportInterval))
 	}
 	if f.window < f.reportInterval {
-		return fmt.Errorf("--flow-window %s: want at least --report-interval", f.window)
+		errs = append(errs, fmt.Errorf("--flow-window %s: want at least --report-interval", f.window))
 	}
 	if f.tableSize < 1 {
-		return fmt.Errorf("--flow-table-size %d: want at least 1", f.tableSize)
+		errs = append(errs, fmt.Errorf("--flow-table-size %d: want at least 1", f.tableSize))
 	}
 	if f.group > 0xffff {
-		return fmt.Errorf("--flow-log-group %d: want 0..65535", f.group)
+		errs = append(errs, fmt.Errorf("--flow-log-group %d: want 0..65535", f.group))
 	}
 	if (f.hubbleCert == "") != (f.hubbleKey == "") {
-		return fmt.Errorf("--hubble-tls-cert-file and --hubble-tls-key-file go together")
+		errs = append(errs, errors.New("--hubble-tls-cert-file and --hubble-tls-key-file go together"))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // renderOptions make the rules log verdicts to the group the agent reads,
 // or not at all without --flow-log.
-func (f *flowFlags) renderOptions() render.Option {
+func (f *flowConfig) renderOptions() render.Option {
 	if !f.enabled {
 		return render.WithoutLog()
 	}
@@ -72,16 +91,13 @@ func (f *flowFlags) renderOptions() render.Option {
 // setup wires the flow pipeline into the agent and the manager: the
 // verdict log feeds the aggregator (reported by the ReportWriter) and the
 // Hubble buffer (served by the Hubble server).
-func (f *flowFlags) setup(mgr manager.Manager, a *agent.Agent, node string) error {
+func (f *flowConfig) setup(mgr manager.Manager, a *agent.Agent, node string) error {
 	if !f.enabled {
 		return nil
 	}
-	if err := f.validate(); err != nil {
-		return err
-	}
 	agg := flows.NewAggregator(f.tableSize, f.window)
 	events, extraDropped := newEventSource(uint16(f.group))
-	obs := &agent.FlowObserver{Events: events, Aggregator: agg, Lost: extraDropped}
+	obs := &flowobserver.Observer{Events: events, Aggregator: agg, Lost: extraDropped, Metrics: a.Metrics}
 	if f.hubbleAddr != "0" {
 		buf := hubble.NewBuffer(f.hubbleBuffer)
 		obs.Sinks = append(obs.Sinks, buf)
@@ -98,9 +114,10 @@ func (f *flowFlags) setup(mgr manager.Manager, a *agent.Agent, node string) erro
 	if err != nil {
 		return fmt.Errorf("report client: %w", err)
 	}
-	w := &agent.ReportWriter{
+	w := &report.Writer{
 		Client: c, NodeName: node, Interval: f.reportInterval, Aggregator: agg,
 		Programmed: a.Programmed, Ready: a.Ready, ExtraDropped: func() int64 { return int64(extraDropped()) },
+		Metrics: a.Metrics,
 	}
 	a.OnProgrammedChange = w.Kick
 	return mgr.Add(w)

@@ -22,7 +22,7 @@ func TestFlowFlags(t *testing.T) {
 	}
 	for _, c := range cases {
 		fs := flag.NewFlagSet("agent", flag.ContinueOnError)
-		var f flowFlags
+		f := flowDefaults()
 		f.bind(fs)
 		if err := fs.Parse(c.args); err != nil {
 			t.Fatalf("%v: %v", c.args, err)
@@ -32,7 +32,7 @@ func TestFlowFlags(t *testing.T) {
 			t.Errorf("%v: got %v, want an error naming %q", c.args, err, c.wantErr)
 		}
 	}
-	var f flowFlags
+	f := flowDefaults()
 	f.bind(flag.NewFlagSet("agent", flag.ContinueOnError))
 	if !f.enabled || f.reportInterval != 10*time.Second || f.window != time.Hour || f.tableSize != 10000 || f.hubbleAddr != ":4244" {
 		t.Errorf("defaults %+v", f)

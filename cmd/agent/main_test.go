@@ -18,7 +18,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
-	"github.com/palisade-dev/palisade/dataplane/agent"
+	"github.com/palisade-dev/palisade/dataplane/agent/agentcache"
 )
 
 func TestAPIUnreachable(t *testing.T) {
@@ -65,7 +65,7 @@ func TestNewManagerWaitsForAPIServer(t *testing.T) {
 	start := time.Now()
 	_, err = newManager(ctx, &rest.Config{Host: "http://" + addr}, ctrl.Options{
 		Scheme:                 scheme,
-		Cache:                  agent.CacheOptions(),
+		Cache:                  agentcache.Options(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 	})

@@ -9,10 +9,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/palisade-dev/palisade/dataplane/agent"
+	"github.com/palisade-dev/palisade/dataplane/agent/internal/agenttest"
 	"github.com/palisade-dev/palisade/dataplane/internal/netnstest"
 	"github.com/palisade-dev/palisade/dataplane/nft"
 	"github.com/palisade-dev/palisade/internal/testenv"
@@ -23,17 +23,12 @@ import (
 // pod and a policy from the API into the kernel table.
 func TestAgentProgramsTheKernelFromTheAPI(t *testing.T) {
 	testenv.RequireRoot(t)
-	cfg := testenv.Start(t)
-	c, scheme := testenv.Client(t, cfg)
-	ctx, cancel := context.WithCancel(context.Background())
+	e := agenttest.NewEnv(t)
+	c, mustCreate := e.C, e.Create
+	// ctx stops the agent; the cache runs until the test ends.
+	ctx, cancel := context.WithCancel(e.Ctx)
 	t.Cleanup(cancel)
 
-	mustCreate := func(obj client.Object) {
-		t.Helper()
-		if err := c.Create(ctx, obj); err != nil {
-			t.Fatalf("create %T %s: %v", obj, obj.GetName(), err)
-		}
-	}
 	mustCreate(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "x", Labels: map[string]string{"team": "x"}}})
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "x", Name: "a", Labels: map[string]string{"app": "a"}},
@@ -51,23 +46,19 @@ func TestAgentProgramsTheKernelFromTheAPI(t *testing.T) {
 	})
 
 	ns := netnstest.New(t, "agt")
-	opts := agent.CacheOptions()
-	opts.Scheme = scheme
-	ca, err := cache.New(cfg, opts)
+	a, err := agent.New(agent.Config{NodeName: "node-a", MinInterval: 20 * time.Millisecond}, e.StartCache(), nft.New(nft.WithNetNSFd(ns.Fd)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = ca.Start(ctx) }()
-	a := &agent.Agent{NodeName: "node-a", Cache: ca, Backend: nft.New(nft.WithNetNSFd(ns.Fd)), MinInterval: 20 * time.Millisecond}
 	if a.ReadyCheck(nil) == nil {
 		t.Fatal("ready before any sync")
 	}
 	done := make(chan error, 1)
 	go func() { done <- a.Start(ctx) }()
 
-	eventually(t, "agent ready", a.Ready)
+	agenttest.WaitFor(t, "agent ready", 15*time.Second, a.Ready)
 	table := func() string { out, _ := ns.Try("nft", "list", "table", "inet", "palisade"); return out }
-	eventually(t, "pod in the ingress map", func() bool {
+	agenttest.WaitFor(t, "pod in the ingress map", 15*time.Second, func() bool {
 		return strings.Contains(table(), "10.100.1.1 : jump in-") && strings.Contains(table(), "fd00:100::1:1 : jump in-")
 	})
 
@@ -77,7 +68,7 @@ func TestAgentProgramsTheKernelFromTheAPI(t *testing.T) {
 		Spec: networkingv1.NetworkPolicySpec{PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "a"}},
 			Ingress: []networkingv1.NetworkPolicyIngressRule{{From: []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "10.100.9.0/24"}}}}}},
 	})
-	eventually(t, "new policy chain", func() bool {
+	agenttest.WaitFor(t, "new policy chain", 15*time.Second, func() bool {
 		out := table()
 		return strings.Contains(out, "x/allow-web") && strings.Contains(out, "10.100.9.0/24")
 	})
@@ -85,7 +76,7 @@ func TestAgentProgramsTheKernelFromTheAPI(t *testing.T) {
 	if err := c.Delete(ctx, pod, client.GracePeriodSeconds(0)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "pod gone from the maps", func() bool {
+	agenttest.WaitFor(t, "pod gone from the maps", 15*time.Second, func() bool {
 		out := table()
 		return !strings.Contains(out, "10.100.1.1") && !strings.Contains(out, "chain in-")
 	})
@@ -97,41 +88,5 @@ func TestAgentProgramsTheKernelFromTheAPI(t *testing.T) {
 	}
 	if out, err := ns.Try("nft", "list", "table", "inet", "palisade"); err != nil || !strings.Contains(out, "chain ingress") {
 		t.Fatalf("table gone after the agent stopped: %v\n%s", err, out)
-	}
-}
-
-func TestStripPodKeepsWhatPolicyReads(t *testing.T) {
-	p := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "x", Name: "a", Labels: map[string]string{"app": "a"},
-			Annotations: map[string]string{"big": strings.Repeat("x", 1000)}},
-		Spec: corev1.PodSpec{NodeName: "n", HostNetwork: true, InitContainers: []corev1.Container{
-			{Name: "sidecar", Image: "proxy", Ports: []corev1.ContainerPort{{Name: "admin", ContainerPort: 15000, Protocol: corev1.ProtocolTCP}}},
-		}, Containers: []corev1.Container{
-			{Name: "c", Image: "img", Env: []corev1.EnvVar{{Name: "A", Value: "B"}}, Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 80, Protocol: corev1.ProtocolTCP}, {ContainerPort: 81}}},
-		}},
-		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.1", PodIPs: []corev1.PodIP{{IP: "10.0.0.1"}}, Conditions: []corev1.PodCondition{{Type: "Ready"}}},
-	}
-	got, err := agent.StripPod(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := got.(*corev1.Pod)
-	if s.Annotations != nil || len(s.Status.Conditions) > 0 || s.Spec.Containers[0].Image != "" || len(s.Spec.Containers[0].Ports) != 1 {
-		t.Errorf("not stripped: %+v", s)
-	}
-	if s.Labels["app"] != "a" || !s.Spec.HostNetwork || s.Spec.NodeName != "n" || s.Status.PodIPs[0].IP != "10.0.0.1" || s.Spec.Containers[0].Ports[0].Name != "http" ||
-		len(s.Spec.InitContainers) != 1 || s.Spec.InitContainers[0].Ports[0].Name != "admin" || s.Spec.InitContainers[0].Image != "" {
-		t.Errorf("lost a field policy reads: %+v", s)
-	}
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

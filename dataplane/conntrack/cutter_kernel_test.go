@@ -35,27 +35,7 @@ const (
 func TestCutKernel(t *testing.T) {
 	testenv.RequireRoot(t)
 	node, client, server := wire(t)
-	st := func(pols ...*networkingv1.NetworkPolicy) *policy.State {
-		s := policy.Compute(policy.Input{
-			NodeName:   "n1",
-			Namespaces: []policy.Namespace{pt.Namespace("x", nil)},
-			Pods: []policy.Pod{
-				pt.Pod("x", "client", "n1", map[string]string{"app": "client"}, clientIP),
-				pt.WithPorts(pt.Pod("x", "server", "n1", map[string]string{"app": "server"}, serverIP),
-					policy.ContainerPort{Name: "echo", Protocol: corev1.ProtocolTCP, Port: 7000}),
-			},
-			Policies: pols,
-		})
-		return &s
-	}
-	serverPolicy := func(ports ...networkingv1.NetworkPolicyPort) *networkingv1.NetworkPolicy {
-		return pt.Policy("x", "server", pt.Selecting(map[string]string{"app": "server"}),
-			pt.IngressRule(pt.Peers(pt.PodPeer(map[string]string{"app": "client"})), ports...))
-	}
-	allowed := st(serverPolicy(pt.NamedPort(corev1.ProtocolTCP, "echo"), pt.Port(corev1.ProtocolUDP, 7001)))
-	loosened := st(serverPolicy()) // every port
-	removed := st()
-	tightened := st(serverPolicy(pt.TCP(9999)))
+	allowed, loosened, removed, tightened := cutStates()
 
 	ctx := context.Background()
 	backend := nft.New(nft.WithNetNSFd(node.Fd))
@@ -113,12 +93,46 @@ func TestCutKernel(t *testing.T) {
 		t.Errorf("cut took %s, want within 5s", time.Since(start))
 	}
 
-	// A reply in flight when the entry was deleted: the server's datagram
-	// to the client creates a server->client entry that nobody judges (the
-	// server is not egress-isolated, the client not ingress-isolated), and
-	// the client's datagrams would pass as its replies. The cutter deletes
-	// such revived entries shortly after a cut.
-	start = time.Now()
+	checkRevivedReplyCut(t, sync, cutter, allowed, tightened, udpServer, udp)
+}
+
+// cutStates are the node's states the test moves through: the server open
+// to the client on its echo ports, on every port, without policy, and on
+// another port only.
+func cutStates() (allowed, loosened, removed, tightened *policy.State) {
+	st := func(pols ...*networkingv1.NetworkPolicy) *policy.State {
+		s := policy.Compute(policy.Input{
+			NodeName:   "n1",
+			Namespaces: []policy.Namespace{pt.Namespace("x", nil)},
+			Pods: []policy.Pod{
+				pt.Pod("x", "client", "n1", map[string]string{"app": "client"}, clientIP),
+				pt.WithPorts(pt.Pod("x", "server", "n1", map[string]string{"app": "server"}, serverIP),
+					policy.ContainerPort{Name: "echo", Protocol: corev1.ProtocolTCP, Port: 7000}),
+			},
+			Policies: pols,
+		})
+		return &s
+	}
+	serverPolicy := func(ports ...networkingv1.NetworkPolicyPort) *networkingv1.NetworkPolicy {
+		return pt.Policy("x", "server", pt.Selecting(map[string]string{"app": "server"}),
+			pt.IngressRule(pt.Peers(pt.PodPeer(map[string]string{"app": "client"})), ports...))
+	}
+	allowed = st(serverPolicy(pt.NamedPort(corev1.ProtocolTCP, "echo"), pt.Port(corev1.ProtocolUDP, 7001)))
+	loosened = st(serverPolicy()) // every port
+	removed = st()
+	tightened = st(serverPolicy(pt.TCP(9999)))
+	return allowed, loosened, removed, tightened
+}
+
+// checkRevivedReplyCut: a reply in flight when the entry was deleted. The
+// server's datagram to the client creates a server->client entry that
+// nobody judges (the server is not egress-isolated, the client not
+// ingress-isolated), and the client's datagrams would pass as its replies.
+// The cutter deletes such revived entries shortly after a cut.
+func checkRevivedReplyCut(t *testing.T, sync func(*policy.State), cutter Cutter, allowed, tightened *policy.State,
+	udpServer net.PacketConn, udp net.Conn) {
+	t.Helper()
+	ctx := context.Background()
 	if _, err := cutter.Cut(ctx, allowed); err != nil {
 		t.Fatal(err)
 	}

@@ -15,9 +15,9 @@
 // Only entries the new state denies are deleted, never the others: removing
 // or loosening a policy resets nothing (cilium#2569 cleared conntrack too
 // eagerly and broke allowed flows). Which entries are denied is decided by
-// Denied (select.go), a pure function over policy.State.Allows, the model's
-// own meaning of a verdict, so named ports resolve as the model resolves
-// them.
+// Judge.Denied (select.go), a pure function over policy.State.Allows, the
+// model's own meaning of a verdict, so named ports resolve as the model
+// resolves them.
 //
 // Upstream leaves it to the implementation whether a policy change affects
 // established connections (kubernetes/website#43438); kube-network-policies

@@ -27,8 +27,8 @@ type Tuple struct {
 
 // FlowOf returns the flow a conntrack entry stands for, and false for
 // protocols policy does not judge by port (ICMP and the like: the rulesets
-// let them through only with rules that allow every port, and the issue asks
-// for TCP, UDP and SCTP).
+// let them through only with rules that allow every port, so a policy
+// change never denies them; NetworkPolicy ports name TCP, UDP and SCTP).
 //
 // The filter hooks see a packet after destination NAT (prerouting) and
 // before source NAT (postrouting), so when the entry was destination-NATed

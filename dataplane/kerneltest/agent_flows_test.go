@@ -15,6 +15,9 @@ import (
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
 	"github.com/palisade-dev/palisade/dataplane/agent"
+	"github.com/palisade-dev/palisade/dataplane/agent/agentcache"
+	"github.com/palisade-dev/palisade/dataplane/agent/flowobserver"
+	"github.com/palisade-dev/palisade/dataplane/agent/report"
 	"github.com/palisade-dev/palisade/dataplane/flowlog"
 	"github.com/palisade-dev/palisade/dataplane/flows"
 	"github.com/palisade-dev/palisade/dataplane/nft"
@@ -54,7 +57,7 @@ func TestAgentReportsFlows(t *testing.T) {
 		},
 	})
 
-	opts := agent.CacheOptions()
+	opts := agentcache.Options()
 	opts.Scheme = scheme
 	ca, err := cache.New(cfg, opts)
 	if err != nil {
@@ -63,9 +66,12 @@ func TestAgentReportsFlows(t *testing.T) {
 	go func() { _ = ca.Start(ctx) }()
 	reader := flowlog.NewReader(flowlog.Config{NetNSFd: c.a.Fd})
 	agg := flows.NewAggregator(1000, time.Hour)
-	a := &agent.Agent{NodeName: nodeA, Cache: ca, Backend: nft.New(nft.WithNetNSFd(c.a.Fd)), MinInterval: 20 * time.Millisecond,
-		Flows: &agent.FlowObserver{Events: reader, Aggregator: agg}}
-	w := &agent.ReportWriter{Client: cl, NodeName: nodeA, Interval: 500 * time.Millisecond, Aggregator: agg,
+	a, err := agent.New(agent.Config{NodeName: nodeA, MinInterval: 20 * time.Millisecond}, ca, nft.New(nft.WithNetNSFd(c.a.Fd)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Flows = &flowobserver.Observer{Events: reader, Aggregator: agg}
+	w := &report.Writer{Client: cl, NodeName: nodeA, Interval: 500 * time.Millisecond, Aggregator: agg,
 		Programmed: a.Programmed, Ready: a.Ready}
 	done := make(chan error, 1)
 	go func() { done <- a.Start(ctx) }()

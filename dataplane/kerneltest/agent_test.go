@@ -18,6 +18,7 @@ import (
 
 	"github.com/palisade-dev/palisade/dataplane"
 	"github.com/palisade-dev/palisade/dataplane/agent"
+	"github.com/palisade-dev/palisade/dataplane/agent/agentcache"
 	pt "github.com/palisade-dev/palisade/internal/policy/policytest"
 	"github.com/palisade-dev/palisade/internal/testenv"
 )
@@ -128,7 +129,7 @@ type runningAgent struct {
 func (e *apiEnv) startAgent(t *testing.T, b dataplane.Backend) *runningAgent {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	opts := agent.CacheOptions()
+	opts := agentcache.Options()
 	opts.Scheme = e.scheme
 	ca, err := cache.New(e.cfg, opts)
 	if err != nil {
@@ -136,8 +137,13 @@ func (e *apiEnv) startAgent(t *testing.T, b dataplane.Backend) *runningAgent {
 		t.Fatal(err)
 	}
 	go func() { _ = ca.Start(ctx) }()
+	a, err := agent.New(agent.Config{NodeName: nodeA, MinInterval: 20 * time.Millisecond}, ca, b)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
 	r := &runningAgent{
-		a:      &agent.Agent{NodeName: nodeA, Cache: ca, Backend: b, MinInterval: 20 * time.Millisecond},
+		a:      a,
 		cancel: cancel,
 		done:   make(chan error, 1),
 	}

@@ -32,7 +32,7 @@ var ErrRejected = errors.New("state file rejected")
 type envelope struct {
 	Format  string `json:"format"`
 	Version int    `json:"version"`
-	// Schema fingerprints the Go type of State (schema.go): a file from a
+	// Schema fingerprints the Go type of State (see schema): a file from a
 	// build whose State differs is rejected rather than half-understood.
 	Schema string `json:"schema"`
 	// Checksum is "sha256:<hex>" of State's bytes as stored.

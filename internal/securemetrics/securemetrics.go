@@ -12,8 +12,8 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 )
 
-// SecureFlagUsage is the help text of the --metrics-secure flag.
-const SecureFlagUsage = "Serve metrics over HTTPS and only to callers the API server authenticates (TokenReview) and authorizes " +
+// secureFlagUsage is the help text of the --metrics-secure flag.
+const secureFlagUsage = "Serve metrics over HTTPS and only to callers the API server authenticates (TokenReview) and authorizes " +
 	"(get on the non-resource URL /metrics, e.g. the palisade-metrics-reader ClusterRole). " +
 	"Without a certificate in --metrics-cert-dir a self-signed one is used. --metrics-secure=false serves plain HTTP to anyone: local development only."
 
@@ -25,7 +25,7 @@ type Flags struct {
 
 // Bind registers --metrics-secure (default true) and --metrics-cert-dir.
 func (f *Flags) Bind(fs *flag.FlagSet) {
-	fs.BoolVar(&f.Secure, "metrics-secure", true, SecureFlagUsage)
+	fs.BoolVar(&f.Secure, "metrics-secure", true, secureFlagUsage)
 	fs.StringVar(&f.CertDir, "metrics-cert-dir", "", "Directory holding tls.crt and tls.key for the metrics endpoint; empty: a self-signed certificate.")
 }
 

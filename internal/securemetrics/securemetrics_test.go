@@ -20,6 +20,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/yaml"
@@ -47,94 +48,11 @@ func TestMetricsNeedAuthorizedToken(t *testing.T) {
 	cfg := testenv.Start(t)
 	cs := kubernetes.NewForConfigOrDie(cfg)
 	ctx := context.Background()
-
-	var flags securemetrics.Flags
-	fs := newFlagSet()
-	flags.Bind(fs)
-	if err := fs.Parse(nil); err != nil {
-		t.Fatal(err)
-	}
-	if !flags.Secure {
-		t.Fatal("--metrics-secure must default to true")
-	}
-	addr := freeAddr(t)
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Metrics: flags.Options(addr), HealthProbeBindAddress: "0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(mctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	})
-
-	// The reader role as shipped, bound to one service account.
-	raw, err := os.ReadFile(filepath.Join(kubeassets.RepoRoot(), "config", "rbac", "metrics_reader_role.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var role rbacv1.ClusterRole
-	if err := yaml.Unmarshal(raw, &role); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cs.RbacV1().ClusterRoles().Create(ctx, &role, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	for _, sa := range []string{"scraper", "nosy"} {
-		if _, err := cs.CoreV1().ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	binding := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "scraper-metrics"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "scraper", Namespace: "default"}},
-	}
-	if _, err := cs.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	token := func(sa string) string {
-		tr, err := cs.CoreV1().ServiceAccounts("default").CreateToken(ctx, sa,
-			&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](600)}}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatalf("token for %s: %v", sa, err)
-		}
-		return tr.Status.Token
-	}
-
-	// The certificate is self-signed: the test checks access control, not
-	// the server's identity.
-	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // self-signed test server
-	get := func(scheme, bearer string) (int, string, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+addr+"/metrics", nil)
-		if err != nil {
-			return 0, "", err
-		}
-		if bearer != "" {
-			req.Header.Set("Authorization", "Bearer "+bearer)
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			return 0, "", err
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(body), err
-	}
-	// Wait for the server.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, _, err := get("https", ""); err == nil {
-			break
-		} else if time.Now().After(deadline) {
-			t.Fatalf("metrics endpoint never answered: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	addr := startSecureMetrics(t, cfg)
+	bindReaderRole(t, cs, "scraper", "nosy")
+	token := func(sa string) string { return serviceAccountToken(t, cs, sa) }
+	get := metricsGetter(ctx, addr)
+	waitServing(t, get)
 
 	// Every request but the authorized one is refused and gets no metrics.
 	cases := []struct {
@@ -172,6 +90,115 @@ func TestMetricsNeedAuthorizedToken(t *testing.T) {
 				t.Errorf("status %d, metrics served: %v: %.200s", code, served, body)
 			}
 		})
+	}
+}
+
+// startSecureMetrics runs a manager whose metrics endpoint has the
+// binaries' default flags, and returns the endpoint's address.
+func startSecureMetrics(t *testing.T, cfg *rest.Config) string {
+	t.Helper()
+	var flags securemetrics.Flags
+	fs := newFlagSet()
+	flags.Bind(fs)
+	if err := fs.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	if !flags.Secure {
+		t.Fatal("--metrics-secure must default to true")
+	}
+	addr := freeAddr(t)
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Metrics: flags.Options(addr), HealthProbeBindAddress: "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(mctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	})
+	return addr
+}
+
+// bindReaderRole creates the reader role as shipped and the service
+// accounts of default, and binds the role to the first of them only.
+func bindReaderRole(t *testing.T, cs kubernetes.Interface, bound string, others ...string) {
+	t.Helper()
+	ctx := context.Background()
+	raw, err := os.ReadFile(filepath.Join(kubeassets.RepoRoot(), "config", "rbac", "metrics_reader_role.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var role rbacv1.ClusterRole
+	if err := yaml.Unmarshal(raw, &role); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.RbacV1().ClusterRoles().Create(ctx, &role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, sa := range append([]string{bound}, others...) {
+		if _, err := cs.CoreV1().ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: bound + "-metrics"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: bound, Namespace: "default"}},
+	}
+	if _, err := cs.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func serviceAccountToken(t *testing.T, cs kubernetes.Interface, sa string) string {
+	t.Helper()
+	tr, err := cs.CoreV1().ServiceAccounts("default").CreateToken(context.Background(), sa,
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](600)}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("token for %s: %v", sa, err)
+	}
+	return tr.Status.Token
+}
+
+// metricsGetter returns a GET of addr's /metrics over scheme with an
+// optional bearer token: its status and body.
+func metricsGetter(ctx context.Context, addr string) func(scheme, bearer string) (int, string, error) {
+	// The certificate is self-signed: the test checks access control, not
+	// the server's identity.
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // self-signed test server
+	return func(scheme, bearer string) (int, string, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+addr+"/metrics", nil)
+		if err != nil {
+			return 0, "", err
+		}
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body), err
+	}
+}
+
+// waitServing waits for the endpoint to answer HTTPS at all.
+func waitServing(t *testing.T, get func(scheme, bearer string) (int, string, error)) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, _, err := get("https", ""); err == nil {
+			return
+		} else if time.Now().After(deadline) {
+			t.Fatalf("metrics endpoint never answered: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

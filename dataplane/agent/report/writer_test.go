@@ -1,4 +1,4 @@
-package agent_test
+package report_test
 
 import (
 	"fmt"
@@ -12,7 +12,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
-	"github.com/palisade-dev/palisade/dataplane/agent"
+	"github.com/palisade-dev/palisade/dataplane/agent/internal/agenttest"
+	"github.com/palisade-dev/palisade/dataplane/agent/report"
 	"github.com/palisade-dev/palisade/dataplane/flows"
 )
 
@@ -27,13 +28,13 @@ func deniedFlow(i int) *flows.Flow {
 // of flows the report is written at most once per interval, it names its
 // Node as owner, and an unchanged report is rewritten only as a heartbeat.
 func TestReportWriter(t *testing.T) {
-	e := newEnv(t)
+	e := agenttest.NewEnv(t)
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-r"}}
-	e.create(node)
+	e.Create(node)
 	agg := flows.NewAggregator(100, time.Hour)
 	programmed := []v1alpha1.ProgrammedIntent{{Namespace: "shop", Name: "orders", Generation: 3, Mode: v1alpha1.ModeEnforce, ProgrammedAt: metav1.NewMicroTime(time.Unix(1_700_000_000, 0))}}
 	const interval = 300 * time.Millisecond
-	w := &agent.ReportWriter{Client: e.c, NodeName: "node-r", Interval: interval, Aggregator: agg,
+	w := &report.Writer{Client: e.C, NodeName: "node-r", Interval: interval, Aggregator: agg,
 		Programmed: func() []v1alpha1.ProgrammedIntent { return programmed }}
 
 	// A stream of flows, one every millisecond, for 2 s while the writer runs.
@@ -54,11 +55,11 @@ func TestReportWriter(t *testing.T) {
 	}()
 	writes := map[string]bool{}
 	done := make(chan error, 1)
-	go func() { done <- w.Start(e.ctx) }()
+	go func() { done <- w.Start(e.Ctx) }()
 	var got v1alpha1.NodeFlowReport
 	start := time.Now()
 	for time.Since(start) < 2*time.Second {
-		if err := e.c.Get(e.ctx, client.ObjectKey{Name: "node-r"}, &got); err == nil {
+		if err := e.C.Get(e.Ctx, client.ObjectKey{Name: "node-r"}, &got); err == nil {
 			writes[got.ResourceVersion] = true
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -75,8 +76,8 @@ func TestReportWriter(t *testing.T) {
 	if len(got.OwnerReferences) != 1 || got.OwnerReferences[0].Kind != "Node" || got.OwnerReferences[0].UID != node.UID {
 		t.Errorf("owner references %+v, want the Node %s", got.OwnerReferences, node.UID)
 	}
-	if len(got.ManagedFields) == 0 || got.ManagedFields[0].Manager != agent.ReportFieldManager {
-		t.Errorf("managed fields %+v, want manager %s", got.ManagedFields, agent.ReportFieldManager)
+	if len(got.ManagedFields) == 0 || got.ManagedFields[0].Manager != report.FieldManager {
+		t.Errorf("managed fields %+v, want manager %s", got.ManagedFields, report.FieldManager)
 	}
 	s := got.Spec
 	if s.NodeName != "node-r" || s.IntervalSeconds != 1 || len(s.Flows) != 4 || len(s.Intents) != 1 || s.Intents[0].Generation != 3 {
@@ -93,13 +94,19 @@ func TestReportWriter(t *testing.T) {
 		t.Errorf("the report counts %d of %d flows", total, sent.Load())
 	}
 
-	// No more flows: the content stays, so only every sixth interval writes.
+	checkHeartbeats(t, e, agg, programmed)
+}
+
+// checkHeartbeats: with no more flows the content stays, so only every
+// sixth interval writes; a change is written at the next interval.
+func checkHeartbeats(t *testing.T, e *agenttest.Env, agg *flows.Aggregator, programmed []v1alpha1.ProgrammedIntent) {
+	t.Helper()
 	now := time.Now()
-	w2 := &agent.ReportWriter{Client: e.c, NodeName: "node-r", Interval: time.Second, Aggregator: agg,
+	w2 := &report.Writer{Client: e.C, NodeName: "node-r", Interval: time.Second, Aggregator: agg,
 		Programmed: func() []v1alpha1.ProgrammedIntent { return programmed }}
 	var wrote []int
 	for i := range 13 {
-		ok, err := w2.Tick(e.ctx, now.Add(time.Duration(i)*time.Second))
+		ok, err := w2.Tick(e.Ctx, now.Add(time.Duration(i)*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -112,7 +119,7 @@ func TestReportWriter(t *testing.T) {
 	}
 	// A change is written at the next interval.
 	agg.Add(deniedFlow(7))
-	if ok, err := w2.Tick(e.ctx, now.Add(13*time.Second)); err != nil || !ok {
+	if ok, err := w2.Tick(e.Ctx, now.Add(13*time.Second)); err != nil || !ok {
 		t.Errorf("a new flow was not written: %v %v", ok, err)
 	}
 }
@@ -121,19 +128,19 @@ func TestReportWriter(t *testing.T) {
 // once when the agent kicks the writer, not at the next interval; a kick
 // with nothing new writes nothing.
 func TestReportWriterKick(t *testing.T) {
-	e := newEnv(t)
-	e.create(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-k"}})
+	e := agenttest.NewEnv(t)
+	e.Create(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-k"}})
 	var gen atomic.Int64
 	gen.Store(1)
 	programmed := func() []v1alpha1.ProgrammedIntent {
 		return []v1alpha1.ProgrammedIntent{{Namespace: "shop", Name: "orders", Generation: gen.Load(), Mode: v1alpha1.ModeEnforce, ProgrammedAt: metav1.NewMicroTime(time.Unix(1_700_000_000, 0))}}
 	}
-	w := &agent.ReportWriter{Client: e.c, NodeName: "node-k", Interval: time.Hour, Programmed: programmed}
-	go func() { _ = w.Start(e.ctx) }()
+	w := &report.Writer{Client: e.C, NodeName: "node-k", Interval: time.Hour, Programmed: programmed}
+	go func() { _ = w.Start(e.Ctx) }()
 
 	reported := func(want int64) (string, error) {
 		var r v1alpha1.NodeFlowReport
-		if err := e.c.Get(e.ctx, client.ObjectKey{Name: "node-k"}, &r); err != nil {
+		if err := e.C.Get(e.Ctx, client.ObjectKey{Name: "node-k"}, &r); err != nil {
 			return "", err
 		}
 		if len(r.Spec.Intents) != 1 || r.Spec.Intents[0].Generation != want {
@@ -160,8 +167,11 @@ func TestReportWriterKick(t *testing.T) {
 	gen.Store(2)
 	w.Kick()
 	rv := waitReported(2)
+	// Each kick so far made one decision (the interval is an hour): wait
+	// for the third, the kick without change, before looking.
+	agenttest.WaitFor(t, "the second kick's decision", 5*time.Second, func() bool { return w.Decisions() >= 2 })
 	w.Kick() // nothing changed
-	time.Sleep(agent.KickSpacing + 300*time.Millisecond)
+	agenttest.WaitFor(t, "the third kick's decision", 5*time.Second, func() bool { return w.Decisions() >= 3 })
 	if now, err := reported(2); err != nil || now != rv {
 		t.Errorf("a kick without change rewrote the report: version %s -> %s (%v)", rv, now, err)
 	}

@@ -1,9 +1,12 @@
-package agent
+// Package audit compiles the intents the node agent programs itself as
+// log-and-accept policies: every Audit-mode intent, and an Enforce-mode
+// intent whose NetworkPolicies have not reached the agent's cache yet. It
+// uses the same resolver and compiler as the controller.
+package audit
 
 import (
 	"context"
 	"fmt"
-	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -12,34 +15,19 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
+	"github.com/palisade-dev/palisade/dataplane/agent/programmed"
 	"github.com/palisade-dev/palisade/internal/intent/compiler"
 	"github.com/palisade-dev/palisade/internal/intent/resolve"
 	"github.com/palisade-dev/palisade/internal/policy"
 )
 
-// intentRef is the intent a policy of the computed state belongs to, and
-// the generation and mode it was programmed from.
-type intentRef struct {
-	Namespace  string
-	Name       string
-	Generation int64
-	Mode       v1alpha1.IntentMode
-}
-
-func (r intentRef) key() string { return r.Namespace + "/" + r.Name }
-
-// enforcedRef returns the intent of a NetworkPolicy from the labels the
-// controller puts on it; false for policies that are not an intent's.
-// A policy without the generation label (written by an older controller)
-// reports generation 0: programmed, but at no generation the controller
-// can match.
-func enforcedRef(np *networkingv1.NetworkPolicy) (intentRef, bool) {
-	name, ns := np.Labels[v1alpha1.LabelIntent], np.Labels[v1alpha1.LabelIntentNamespace]
-	if name == "" || ns == "" {
-		return intentRef{}, false
-	}
-	gen, _ := strconv.ParseInt(np.Labels[v1alpha1.LabelIntentGeneration], 10, 64)
-	return intentRef{Namespace: ns, Name: name, Generation: gen, Mode: v1alpha1.ModeEnforce}, true
+// Policies resolves (through r) and compiles the intents the agent
+// audits, given the NetworkPolicies and Namespaces of the same cache
+// snapshot. It returns the audit policies and, by policy key
+// (policy.AuditKey), the intent of each.
+func Policies(ctx context.Context, r client.Reader, intents []v1alpha1.ServiceIntent, enforced []*networkingv1.NetworkPolicy,
+	namespaces []corev1.Namespace) ([]*networkingv1.NetworkPolicy, map[string]programmed.Ref) {
+	return auditPolicies(ctx, r, intents, intentsWithPolicies(enforced), zeroTrustNamespaces(namespaces))
 }
 
 // intentsWithPolicies returns the intents ("namespace/name") that have at
@@ -47,8 +35,8 @@ func enforcedRef(np *networkingv1.NetworkPolicy) (intentRef, bool) {
 func intentsWithPolicies(nps []*networkingv1.NetworkPolicy) map[string]bool {
 	out := map[string]bool{}
 	for _, np := range nps {
-		if ref, ok := enforcedRef(np); ok {
-			out[ref.key()] = true
+		if ref, ok := programmed.EnforcedRef(np); ok {
+			out[ref.Key()] = true
 		}
 	}
 	return out
@@ -87,10 +75,10 @@ func zeroTrustNamespaces(nss []corev1.Namespace) map[string]labels.Set {
 // resolve or compile is skipped and logged: audit policies never drop, so
 // skipping one loses its report, never traffic.
 func auditPolicies(ctx context.Context, r client.Reader, intents []v1alpha1.ServiceIntent, withPolicies map[string]bool,
-	zeroTrust map[string]labels.Set) ([]*networkingv1.NetworkPolicy, map[string]intentRef) {
+	zeroTrust map[string]labels.Set) ([]*networkingv1.NetworkPolicy, map[string]programmed.Ref) {
 	logger := log.FromContext(ctx)
 	var out []*networkingv1.NetworkPolicy
-	refs := map[string]intentRef{}
+	refs := map[string]programmed.Ref{}
 	for i := range intents {
 		si := &intents[i]
 		if !compiledAsAudit(si, withPolicies) {
@@ -107,7 +95,7 @@ func auditPolicies(ctx context.Context, r client.Reader, intents []v1alpha1.Serv
 			logger.Error(err, "compile audited intent; not auditing it", "intent", client.ObjectKeyFromObject(si))
 			continue
 		}
-		ref := intentRef{Namespace: si.Namespace, Name: si.Name, Generation: si.Generation, Mode: v1alpha1.ModeAudit}
+		ref := programmed.Ref{Namespace: si.Namespace, Name: si.Name, Generation: si.Generation, Mode: v1alpha1.ModeAudit}
 		for j := range nps {
 			out = append(out, &nps[j])
 			refs[policy.AuditKey(nps[j].Namespace, nps[j].Name)] = ref

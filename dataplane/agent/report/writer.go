@@ -1,10 +1,14 @@
-package agent
+// Package report writes the node's NodeFlowReport: the flows the agent
+// observed and the intents programmed on the node, at most once per
+// interval and only when it changed (or as a heartbeat).
+package report
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -17,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
+	"github.com/palisade-dev/palisade/dataplane/agent/agentmetrics"
 	"github.com/palisade-dev/palisade/dataplane/flows"
 )
 
@@ -25,18 +30,18 @@ import (
 // +kubebuilder:rbac:groups=palisade.dev,resources=nodeflowreports,verbs=get;create;patch;update
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get
 
-// ReportFieldManager owns the fields of the NodeFlowReports agents apply.
-const ReportFieldManager = "palisade-agent"
+// FieldManager owns the fields of the NodeFlowReports agents apply.
+const FieldManager = "palisade-agent"
 
 // Defaults of the report writer.
 const (
-	DefaultReportInterval = 10 * time.Second
+	DefaultInterval = 10 * time.Second
 	// DefaultHeartbeatEvery: an unchanged report is rewritten every this many
 	// intervals, so that a stale report (a dead agent) stands out.
 	DefaultHeartbeatEvery = v1alpha1.ReportHeartbeatIntervals
 )
 
-// ReportWriter writes the node's NodeFlowReport (named after the node) with
+// Writer writes the node's NodeFlowReport (named after the node) with
 // server-side apply, at most once per Interval: only when its content
 // changed, or as a heartbeat every HeartbeatEvery intervals. Writes are per
 // interval, never per flow; the report's size is bounded by
@@ -48,18 +53,18 @@ const (
 // on shared intents); the controller aggregates all reports onto each
 // intent's status; and the owner reference to the Node removes the report
 // with its node.
-type ReportWriter struct {
+type Writer struct {
 	// Client applies reports and gets the Node; it should not be a cached
 	// client (the agent may get nodes, not list or watch them).
 	Client   client.Client
 	NodeName string
-	// Interval between two report decisions; DefaultReportInterval if zero.
+	// Interval between two report decisions; DefaultInterval if zero.
 	Interval time.Duration
 	// HeartbeatEvery; DefaultHeartbeatEvery if zero.
 	HeartbeatEvery int
 	// Aggregator holds the flows of the window.
 	Aggregator *flows.Aggregator
-	// Programmed returns the intents programmed on the node (Agent.Programmed).
+	// Programmed returns the intents programmed on the node (agent.Agent.Programmed).
 	Programmed func() []v1alpha1.ProgrammedIntent
 	// Ready, when set, holds reports back until it is true (the agent's first
 	// sync): before it, the node's programmed intents are not known.
@@ -67,6 +72,8 @@ type ReportWriter struct {
 	// ExtraDropped, when set, counts observations lost before the aggregator
 	// (the verdict log's overruns).
 	ExtraDropped func() int64
+	// Metrics, when set, count the write decisions.
+	Metrics *agentmetrics.Metrics
 
 	kicks    chan struct{}
 	kickOnce sync.Once
@@ -76,13 +83,21 @@ type ReportWriter struct {
 	skipped  int
 	nodeUID  types.UID
 	nodeSeen bool
+	// decisions counts the report decisions made (written, unchanged or
+	// failed).
+	decisions atomic.Int64
 }
 
+// Decisions is the number of report decisions made so far (written,
+// unchanged or failed): a test that waits for it to grow knows that the
+// writer has acted on what happened before.
+func (w *Writer) Decisions() int64 { return w.decisions.Load() }
+
 // NeedLeaderElection: every node reports for itself.
-func (w *ReportWriter) NeedLeaderElection() bool { return false }
+func (w *Writer) NeedLeaderElection() bool { return false }
 
 // Start writes reports until ctx ends (manager.Runnable).
-func (w *ReportWriter) Start(ctx context.Context) error {
+func (w *Writer) Start(ctx context.Context) error {
 	if w.NodeName == "" {
 		return errors.New("report writer: node name is empty")
 	}
@@ -123,39 +138,40 @@ const KickSpacing = 200 * time.Millisecond
 // second, not up to a whole interval (10 s by default) later. Writes stay
 // bounded: only a changed report is written, and kicks are spaced by
 // KickSpacing.
-func (w *ReportWriter) Kick() {
+func (w *Writer) Kick() {
 	select {
 	case w.kickChan() <- struct{}{}:
 	default: // one is pending already
 	}
 }
 
-func (w *ReportWriter) kickChan() chan struct{} {
+func (w *Writer) kickChan() chan struct{} {
 	w.kickOnce.Do(func() { w.kicks = make(chan struct{}, 1) })
 	return w.kicks
 }
 
-func (w *ReportWriter) interval() time.Duration {
+func (w *Writer) interval() time.Duration {
 	if w.Interval <= 0 {
-		return DefaultReportInterval
+		return DefaultInterval
 	}
 	return w.Interval
 }
 
 // Tick makes one interval's decision at now and tells whether it wrote.
-func (w *ReportWriter) Tick(ctx context.Context, now time.Time) (bool, error) {
+func (w *Writer) Tick(ctx context.Context, now time.Time) (bool, error) {
 	return w.tick(ctx, now, false)
 }
 
 // tick writes the report if it changed, or as the heartbeat; a kicked tick
 // writes only a changed report and does not count towards the heartbeat.
-func (w *ReportWriter) tick(ctx context.Context, now time.Time, kicked bool) (bool, error) {
+func (w *Writer) tick(ctx context.Context, now time.Time, kicked bool) (bool, error) {
 	if w.started.IsZero() {
 		w.started = now
 	}
 	if w.Ready != nil && !w.Ready() {
 		return false, nil
 	}
+	defer w.decisions.Add(1)
 	spec := w.build(now)
 	heartbeat := w.HeartbeatEvery
 	if heartbeat <= 0 {
@@ -165,22 +181,22 @@ func (w *ReportWriter) tick(ctx context.Context, now time.Time, kicked bool) (bo
 		if !kicked {
 			w.skipped++
 		}
-		flowReports.WithLabelValues(reportUnchanged).Inc()
+		w.Metrics.FlowReport(agentmetrics.ReportUnchanged)
 		return false, nil
 	}
 	start := time.Now()
 	if err := w.apply(ctx, &spec); err != nil {
-		flowReports.WithLabelValues(reportFailed).Inc()
+		w.Metrics.FlowReport(agentmetrics.ReportFailed)
 		return false, err
 	}
-	flowReports.WithLabelValues(reportWritten).Inc()
+	w.Metrics.FlowReport(agentmetrics.ReportWritten)
 	log.FromContext(ctx).V(1).Info("flow report written", "kicked", kicked, "flows", len(spec.Flows), "intents", len(spec.Intents),
 		"built", start.Sub(now), "elapsed", time.Since(start))
 	w.last, w.skipped, w.lastAt = &spec, 0, now
 	return true, nil
 }
 
-func (w *ReportWriter) build(now time.Time) v1alpha1.NodeFlowReportSpec {
+func (w *Writer) build(now time.Time) v1alpha1.NodeFlowReportSpec {
 	in := flows.ReportInput{NodeName: w.NodeName, Now: now, Interval: w.interval(), WindowStart: w.started}
 	if w.Aggregator != nil {
 		in.Entries = w.Aggregator.Snapshot(now)
@@ -201,7 +217,7 @@ func (w *ReportWriter) build(now time.Time) v1alpha1.NodeFlowReportSpec {
 // apply writes the report with server-side apply. The owner reference to
 // the Node is added once the Node is found; a report is written without it
 // rather than not at all.
-func (w *ReportWriter) apply(ctx context.Context, spec *v1alpha1.NodeFlowReportSpec) error {
+func (w *Writer) apply(ctx context.Context, spec *v1alpha1.NodeFlowReportSpec) error {
 	if !w.nodeSeen {
 		var node corev1.Node
 		err := w.Client.Get(ctx, client.ObjectKey{Name: w.NodeName}, &node)
@@ -230,7 +246,7 @@ func (w *ReportWriter) apply(ctx context.Context, spec *v1alpha1.NodeFlowReportS
 	// A typed object always carries creationTimestamp: null; applying it
 	// would claim a field the server owns.
 	unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
-	if err := w.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(ReportFieldManager), client.ForceOwnership); err != nil {
+	if err := w.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
 		return fmt.Errorf("apply nodeflowreport %s: %w", w.NodeName, err)
 	}
 	return nil

@@ -1,4 +1,8 @@
-package agent
+// Package flowobserver turns the kernel's verdict log into attributed
+// flows: each event is matched against the pods and intents of the state
+// that was in the kernel when it was logged, then counted for the node's
+// NodeFlowReport and handed to the other sinks (Hubble).
+package flowobserver
 
 import (
 	"context"
@@ -7,6 +11,7 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/palisade-dev/palisade/dataplane/agent/agentmetrics"
 	"github.com/palisade-dev/palisade/dataplane/flowlog"
 	"github.com/palisade-dev/palisade/dataplane/flows"
 	"github.com/palisade-dev/palisade/internal/policy"
@@ -20,9 +25,9 @@ type EventSource interface {
 	Run(ctx context.Context, handle func(flowlog.Event)) error
 }
 
-// FlowObserver turns the kernel's verdict log into attributed flows for the
+// Observer turns the kernel's verdict log into attributed flows for the
 // aggregator (and so the NodeFlowReport) and the other sinks (Hubble).
-type FlowObserver struct {
+type Observer struct {
 	// Events is the verdict log; nil observes nothing (Handle still works).
 	Events EventSource
 	// Aggregator counts flows for the report.
@@ -32,14 +37,16 @@ type FlowObserver struct {
 	// Lost, when set, counts the observations the event source lost
 	// (exported as palisade_agent_flow_observations_dropped_total{reason="reader"}).
 	Lost func() uint64
+	// Metrics, when set, count the flows and the lost observations.
+	Metrics *agentmetrics.Metrics
 
 	index atomic.Pointer[flows.Index]
 }
 
-// update publishes the attribution index of a synced state, then the state
+// Update publishes the attribution index of a synced state, then the state
 // to the event source: an event decoded against the new state is always
 // attributed with the new index.
-func (o *FlowObserver) update(st *policy.State, ix *flows.Index) {
+func (o *Observer) Update(st *policy.State, ix *flows.Index) {
 	o.index.Store(ix)
 	if o.Events != nil {
 		o.Events.Update(st)
@@ -47,21 +54,21 @@ func (o *FlowObserver) update(st *policy.State, ix *flows.Index) {
 }
 
 // Handle attributes one event and passes the flow on.
-func (o *FlowObserver) Handle(ev flowlog.Event) {
+func (o *Observer) Handle(ev flowlog.Event) {
 	f := o.index.Load().Attribute(ev)
-	flowsTotal.WithLabelValues(string(f.Verdict), string(f.Direction)).Inc()
+	o.Metrics.Flow(string(f.Verdict), string(f.Direction))
 	if o.Aggregator != nil && !o.Aggregator.Add(&f) {
-		observationsDropped.WithLabelValues(dropTableFull).Inc()
+		o.Metrics.ObservationsDropped(agentmetrics.DropTableFull, 1)
 	}
 	for _, s := range o.Sinks {
 		s.Observe(&f)
 	}
 }
 
-// run reads the verdict log until ctx ends. A failing reader (NFLOG bind
+// Run reads the verdict log until ctx ends. A failing reader (NFLOG bind
 // refused, socket error) is restarted with backoff: flow observation is
 // best effort and never stops enforcement.
-func (o *FlowObserver) run(ctx context.Context) {
+func (o *Observer) Run(ctx context.Context) {
 	if o.Events == nil {
 		return
 	}
@@ -86,7 +93,7 @@ func (o *FlowObserver) run(ctx context.Context) {
 }
 
 // exportLost adds the event source's losses to the dropped metric.
-func (o *FlowObserver) exportLost(ctx context.Context) {
+func (o *Observer) exportLost(ctx context.Context) {
 	var seen uint64
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
@@ -97,7 +104,7 @@ func (o *FlowObserver) exportLost(ctx context.Context) {
 		case <-t.C:
 		}
 		if n := o.Lost(); n > seen {
-			observationsDropped.WithLabelValues(dropReader).Add(float64(n - seen))
+			o.Metrics.ObservationsDropped(agentmetrics.DropReader, n-seen)
 			seen = n
 		}
 	}

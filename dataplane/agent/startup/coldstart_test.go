@@ -1,4 +1,4 @@
-package agent_test
+package startup_test
 
 import (
 	"context"
@@ -7,7 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/palisade-dev/palisade/dataplane/agent"
+	"github.com/palisade-dev/palisade/dataplane/agent/internal/agenttest"
+	"github.com/palisade-dev/palisade/dataplane/agent/startup"
 	"github.com/palisade-dev/palisade/dataplane/internal/netnstest"
 	"github.com/palisade-dev/palisade/dataplane/nft"
 	"github.com/palisade-dev/palisade/dataplane/render"
@@ -17,19 +18,19 @@ import (
 )
 
 func TestParseColdStartMode(t *testing.T) {
-	for in, want := range map[string]agent.ColdStartMode{"deny": agent.ColdStartDeny, "allow": agent.ColdStartAllow} {
-		if got, err := agent.ParseColdStartMode(in); err != nil || got != want {
+	for in, want := range map[string]startup.ColdStartMode{"deny": startup.ColdStartDeny, "allow": startup.ColdStartAllow} {
+		if got, err := startup.ParseColdStartMode(in); err != nil || got != want {
 			t.Errorf("ParseColdStartMode(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
 	for _, in := range []string{"", "Deny", "open"} {
-		if _, err := agent.ParseColdStartMode(in); err == nil {
+		if _, err := startup.ParseColdStartMode(in); err == nil {
 			t.Errorf("ParseColdStartMode(%q) accepted", in)
 		}
 	}
 }
 
-// TestColdStartDecides runs agent.ColdStart against the nftables backend in
+// TestColdStartDecides runs startup.ColdStart against the nftables backend in
 // network namespaces: a bare node gets the cold-start table; a node with a
 // table of ours (a synced one, or an earlier cold start) keeps it byte for
 // byte; allow programs nothing; a backend that cannot cold start is an
@@ -46,18 +47,18 @@ func TestColdStartDecides(t *testing.T) {
 	}
 
 	bare := netnstest.NewPrefixed(t, "pcs", "bare")
-	got, err := agent.ColdStart(ctx, nft.New(nft.WithNetNSFd(bare.Fd)), agent.ColdStartDeny)
-	if err != nil || got != agent.ColdStartProgrammed {
-		t.Fatalf("bare node: %q, %v; want %q", got, err, agent.ColdStartProgrammed)
+	got, err := startup.ColdStart(ctx, nft.New(nft.WithNetNSFd(bare.Fd)), startup.ColdStartDeny)
+	if err != nil || got != startup.ColdStartProgrammed {
+		t.Fatalf("bare node: %q, %v; want %q", got, err, startup.ColdStartProgrammed)
 	}
 	cold := table(bare)
 	if !strings.Contains(cold, "chain "+render.ColdStartChain) {
 		t.Fatalf("bare node after the cold start:\n%s", cold)
 	}
 	// A restarted agent finds its own cold start and keeps it.
-	got, err = agent.ColdStart(ctx, nft.New(nft.WithNetNSFd(bare.Fd)), agent.ColdStartDeny)
-	if err != nil || got != agent.ColdStartKept || table(bare) != cold {
-		t.Errorf("second start: %q, %v, table changed: %v; want %q and the same table", got, err, table(bare) != cold, agent.ColdStartKept)
+	got, err = startup.ColdStart(ctx, nft.New(nft.WithNetNSFd(bare.Fd)), startup.ColdStartDeny)
+	if err != nil || got != startup.ColdStartKept || table(bare) != cold {
+		t.Errorf("second start: %q, %v, table changed: %v; want %q and the same table", got, err, table(bare) != cold, startup.ColdStartKept)
 	}
 
 	synced := netnstest.NewPrefixed(t, "pcs", "synced")
@@ -65,21 +66,21 @@ func TestColdStartDecides(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := table(synced)
-	got, err = agent.ColdStart(ctx, nft.New(nft.WithNetNSFd(synced.Fd)), agent.ColdStartDeny)
-	if err != nil || got != agent.ColdStartKept {
-		t.Errorf("synced node: %q, %v; want %q", got, err, agent.ColdStartKept)
+	got, err = startup.ColdStart(ctx, nft.New(nft.WithNetNSFd(synced.Fd)), startup.ColdStartDeny)
+	if err != nil || got != startup.ColdStartKept {
+		t.Errorf("synced node: %q, %v; want %q", got, err, startup.ColdStartKept)
 	}
 	if after := table(synced); after != before {
 		t.Errorf("the cold start changed an existing table:\n%s\nwas\n%s", after, before)
 	}
 
 	open := netnstest.NewPrefixed(t, "pcs", "allow")
-	got, err = agent.ColdStart(ctx, nft.New(nft.WithNetNSFd(open.Fd)), agent.ColdStartAllow)
-	if err != nil || got != agent.ColdStartSkipped || table(open) != "" {
-		t.Errorf("allow: %q, %v, table %q; want %q and no table", got, err, table(open), agent.ColdStartSkipped)
+	got, err = startup.ColdStart(ctx, nft.New(nft.WithNetNSFd(open.Fd)), startup.ColdStartAllow)
+	if err != nil || got != startup.ColdStartSkipped || table(open) != "" {
+		t.Errorf("allow: %q, %v, table %q; want %q and no table", got, err, table(open), startup.ColdStartSkipped)
 	}
 
-	if _, err := agent.ColdStart(ctx, &recordingBackend{}, agent.ColdStartDeny); err == nil {
+	if _, err := startup.ColdStart(ctx, &agenttest.RecordingBackend{}, startup.ColdStartDeny); err == nil {
 		t.Error("a backend without cold-start support was accepted in deny mode")
 	}
 }
@@ -112,7 +113,7 @@ func TestRestoreKeepsKernelRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	newer := table()
-	restored, err := agent.Restore(ctx, nft.New(nft.WithNetNSFd(ns.Fd)), path)
+	restored, err := startup.Restore(ctx, nft.New(nft.WithNetNSFd(ns.Fd)), path)
 	if err != nil || restored {
 		t.Fatalf("restart with a table of ours: restored %v, %v; want the table kept", restored, err)
 	}
@@ -121,7 +122,7 @@ func TestRestoreKeepsKernelRules(t *testing.T) {
 	}
 
 	ns.Run(t, "nft", "flush", "ruleset") // what a reboot leaves
-	restored, err = agent.Restore(ctx, nft.New(nft.WithNetNSFd(ns.Fd)), path)
+	restored, err = startup.Restore(ctx, nft.New(nft.WithNetNSFd(ns.Fd)), path)
 	if err != nil || !restored {
 		t.Fatalf("reboot: restored %v, %v; want the saved state programmed", restored, err)
 	}

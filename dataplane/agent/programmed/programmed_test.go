@@ -1,4 +1,4 @@
-package agent
+package programmed
 
 import (
 	"net/netip"
@@ -21,7 +21,7 @@ func TestProgrammedIntents(t *testing.T) {
 		},
 		Egress: []policy.Group{{Policies: []string{"other/a-egress", "other/plain"}, IPs: []netip.Addr{ip}}},
 	}
-	refs := map[string]intentRef{
+	refs := map[string]Ref{
 		"shop/a-ingress": {Namespace: "shop", Name: "a", Generation: 4, Mode: v1alpha1.ModeEnforce},
 		// a's egress policy still carries the previous generation: a is at 3.
 		"other/a-egress":                     {Namespace: "shop", Name: "a", Generation: 3, Mode: v1alpha1.ModeEnforce},
@@ -30,8 +30,8 @@ func TestProgrammedIntents(t *testing.T) {
 		// d's policy selects no pod on this node: not programmed here.
 		"shop/d-ingress": {Namespace: "shop", Name: "d", Generation: 2, Mode: v1alpha1.ModeEnforce},
 	}
-	got := programmedIntents(st, refs)
-	want := map[string]intentRef{
+	got := Intents(st, refs)
+	want := map[string]Ref{
 		"shop/a": {Namespace: "shop", Name: "a", Generation: 3, Mode: v1alpha1.ModeEnforce},
 		"shop/b": {Namespace: "shop", Name: "b", Generation: 1, Mode: v1alpha1.ModeEnforce},
 		"shop/c": {Namespace: "shop", Name: "c", Generation: 7, Mode: v1alpha1.ModeAudit},
@@ -48,36 +48,36 @@ func TestProgrammedIntents(t *testing.T) {
 
 func TestProgrammedTrackerKeepsTheFirstCommit(t *testing.T) {
 	t0 := time.Unix(1000, 0)
-	a1 := intentRef{Namespace: "shop", Name: "a", Generation: 1, Mode: v1alpha1.ModeEnforce}
-	b1 := intentRef{Namespace: "shop", Name: "b", Generation: 1, Mode: v1alpha1.ModeAudit}
-	var tr programmedTracker
+	a1 := Ref{Namespace: "shop", Name: "a", Generation: 1, Mode: v1alpha1.ModeEnforce}
+	b1 := Ref{Namespace: "shop", Name: "b", Generation: 1, Mode: v1alpha1.ModeAudit}
+	var tr Tracker
 	steps := []struct {
 		at      time.Time
-		current map[string]intentRef
+		current map[string]Ref
 		want    []v1alpha1.ProgrammedIntent
 	}{
-		{t0, map[string]intentRef{"shop/b": b1, "shop/a": a1}, []v1alpha1.ProgrammedIntent{
+		{t0, map[string]Ref{"shop/b": b1, "shop/a": a1}, []v1alpha1.ProgrammedIntent{
 			{Namespace: "shop", Name: "a", Generation: 1, Mode: v1alpha1.ModeEnforce, ProgrammedAt: metav1.NewMicroTime(t0)},
 			{Namespace: "shop", Name: "b", Generation: 1, Mode: v1alpha1.ModeAudit, ProgrammedAt: metav1.NewMicroTime(t0)},
 		}},
 		// Same generations in a later sync: the first commit's time stays.
-		{t0.Add(time.Minute), map[string]intentRef{"shop/a": a1, "shop/b": b1}, []v1alpha1.ProgrammedIntent{
+		{t0.Add(time.Minute), map[string]Ref{"shop/a": a1, "shop/b": b1}, []v1alpha1.ProgrammedIntent{
 			{Namespace: "shop", Name: "a", Generation: 1, Mode: v1alpha1.ModeEnforce, ProgrammedAt: metav1.NewMicroTime(t0)},
 			{Namespace: "shop", Name: "b", Generation: 1, Mode: v1alpha1.ModeAudit, ProgrammedAt: metav1.NewMicroTime(t0)},
 		}},
 		// a moves on to generation 2; b switches mode at its generation; both restart.
-		{t0.Add(2 * time.Minute), map[string]intentRef{"shop/a": {Namespace: "shop", Name: "a", Generation: 2, Mode: v1alpha1.ModeEnforce},
+		{t0.Add(2 * time.Minute), map[string]Ref{"shop/a": {Namespace: "shop", Name: "a", Generation: 2, Mode: v1alpha1.ModeEnforce},
 			"shop/b": {Namespace: "shop", Name: "b", Generation: 1, Mode: v1alpha1.ModeEnforce}}, []v1alpha1.ProgrammedIntent{
 			{Namespace: "shop", Name: "a", Generation: 2, Mode: v1alpha1.ModeEnforce, ProgrammedAt: metav1.NewMicroTime(t0.Add(2 * time.Minute))},
 			{Namespace: "shop", Name: "b", Generation: 1, Mode: v1alpha1.ModeEnforce, ProgrammedAt: metav1.NewMicroTime(t0.Add(2 * time.Minute))},
 		}},
 		// b is gone; it is forgotten and would start afresh.
-		{t0.Add(3 * time.Minute), map[string]intentRef{"shop/a": {Namespace: "shop", Name: "a", Generation: 2, Mode: v1alpha1.ModeEnforce}}, []v1alpha1.ProgrammedIntent{
+		{t0.Add(3 * time.Minute), map[string]Ref{"shop/a": {Namespace: "shop", Name: "a", Generation: 2, Mode: v1alpha1.ModeEnforce}}, []v1alpha1.ProgrammedIntent{
 			{Namespace: "shop", Name: "a", Generation: 2, Mode: v1alpha1.ModeEnforce, ProgrammedAt: metav1.NewMicroTime(t0.Add(2 * time.Minute))},
 		}},
 	}
 	for i, s := range steps {
-		got := tr.update(s.current, s.at)
+		got := tr.Update(s.current, s.at)
 		if len(got) != len(s.want) {
 			t.Fatalf("step %d: got %+v, want %+v", i, got, s.want)
 		}
@@ -89,64 +89,18 @@ func TestProgrammedTrackerKeepsTheFirstCommit(t *testing.T) {
 	}
 }
 
-func TestCompiledAsAudit(t *testing.T) {
-	intent := func(mode v1alpha1.IntentMode, deleting bool) *v1alpha1.ServiceIntent {
-		si := &v1alpha1.ServiceIntent{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "a"}, Spec: v1alpha1.ServiceIntentSpec{Mode: mode}}
-		if deleting {
-			si.DeletionTimestamp = &metav1.Time{Time: time.Unix(1, 0)}
-		}
-		return si
-	}
-	with := map[string]bool{"shop/a": true}
-	cases := []struct {
-		name string
-		si   *v1alpha1.ServiceIntent
-		have map[string]bool
-		want bool
-	}{
-		{"audit", intent(v1alpha1.ModeAudit, false), nil, true},
-		{"audit, stale policies still cached", intent(v1alpha1.ModeAudit, false), with, true},
-		{"enforce, policies cached", intent(v1alpha1.ModeEnforce, false), with, false},
-		{"enforce, policies not cached yet (the switch from audit)", intent(v1alpha1.ModeEnforce, false), nil, true},
-		{"mode defaulted to enforce", intent("", false), with, false},
-		{"being deleted", intent(v1alpha1.ModeAudit, true), nil, false},
-	}
-	for _, c := range cases {
-		if got := compiledAsAudit(c.si, c.have); got != c.want {
-			t.Errorf("%s: got %v, want %v", c.name, got, c.want)
-		}
-	}
-}
-
 func TestEnforcedRef(t *testing.T) {
 	np := func(l map[string]string) *networkingv1.NetworkPolicy {
 		return &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "x", Name: "p", Labels: l}}
 	}
-	ref, ok := enforcedRef(np(map[string]string{v1alpha1.LabelIntent: "a", v1alpha1.LabelIntentNamespace: "shop", v1alpha1.LabelIntentGeneration: "12"}))
-	if !ok || ref != (intentRef{Namespace: "shop", Name: "a", Generation: 12, Mode: v1alpha1.ModeEnforce}) {
+	ref, ok := EnforcedRef(np(map[string]string{v1alpha1.LabelIntent: "a", v1alpha1.LabelIntentNamespace: "shop", v1alpha1.LabelIntentGeneration: "12"}))
+	if !ok || ref != (Ref{Namespace: "shop", Name: "a", Generation: 12, Mode: v1alpha1.ModeEnforce}) {
 		t.Errorf("got %+v %v", ref, ok)
 	}
-	if ref, ok := enforcedRef(np(map[string]string{v1alpha1.LabelIntent: "a", v1alpha1.LabelIntentNamespace: "shop"})); !ok || ref.Generation != 0 {
+	if ref, ok := EnforcedRef(np(map[string]string{v1alpha1.LabelIntent: "a", v1alpha1.LabelIntentNamespace: "shop"})); !ok || ref.Generation != 0 {
 		t.Errorf("no generation label: got %+v %v", ref, ok)
 	}
-	if _, ok := enforcedRef(np(map[string]string{"app": "x"})); ok {
+	if _, ok := EnforcedRef(np(map[string]string{"app": "x"})); ok {
 		t.Error("a policy of no intent has an intent")
-	}
-}
-
-func TestSpecChangedIgnoresStatusWrites(t *testing.T) {
-	a := &v1alpha1.ServiceIntent{ObjectMeta: metav1.ObjectMeta{Generation: 3, ResourceVersion: "1"}}
-	b := a.DeepCopy()
-	b.ResourceVersion = "2"
-	b.Status.ObservedGeneration = 3
-	if specChanged(a, b) {
-		t.Error("a status write triggers a sync")
-	}
-	b.Generation = 4
-	if !specChanged(a, b) {
-		t.Error("a new generation does not")
-	}
-	if !specChanged(&networkingv1.NetworkPolicy{}, &networkingv1.NetworkPolicy{}) {
-		t.Error("other kinds must always sync")
 	}
 }

@@ -1,4 +1,9 @@
-package agent
+// Package startup programs a node's kernel when the agent starts, before
+// anything needs the API server: the state saved by the last agent
+// (Restore), or, on a node with neither rules of ours nor a saved state,
+// the cold-start ruleset (ColdStart). Neither makes the agent ready: only
+// a sync from fresh caches does.
+package startup
 
 import (
 	"context"
@@ -10,7 +15,7 @@ import (
 
 // ColdStartMode is what a node forwards between an agent's start and its
 // first sync when the kernel holds no rules of ours and no saved state was
-// restored: a brand-new node (issue 7, scenario 3).
+// restored: a brand-new node.
 type ColdStartMode string
 
 const (
