@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/palisade-dev/palisade/dataplane/agent/startup"
+	"github.com/palisade-dev/palisade/dataplane/render"
 	"github.com/palisade-dev/palisade/dataplane/statefile"
 	"github.com/palisade-dev/palisade/internal/securemetrics"
 )
@@ -24,6 +25,7 @@ type config struct {
 	uninstall       bool
 	nodeName        string
 	backend         string
+	nftTable        string
 	metricsAddr     string
 	metrics         securemetrics.Flags
 	probeAddr       string
@@ -40,6 +42,7 @@ func defaults() config {
 	return config{
 		nodeName:    os.Getenv("NODE_NAME"),
 		backend:     "nftables",
+		nftTable:    render.TableName,
 		metricsAddr: ":8081",
 		probeAddr:   ":8082",
 		pprofAddr:   "0",
@@ -54,6 +57,7 @@ func (c *config) bind(fs *flag.FlagSet) {
 	ctrlconfig.RegisterFlags(fs) // --kubeconfig
 	fs.StringVar(&c.nodeName, "node-name", c.nodeName, "Name of this node (default: $NODE_NAME).")
 	fs.StringVar(&c.backend, "backend", c.backend, "Dataplane backend: nftables or iptables.")
+	fs.StringVar(&c.nftTable, "nft-table", c.nftTable, "Name of the agent's private nftables table (family inet), for the nftables backend. Two agents on one node need two names.")
 	fs.StringVar(&c.metricsAddr, "metrics-bind-address", c.metricsAddr, "Address of the Prometheus metrics endpoint; 0 disables it.")
 	c.metrics.Bind(fs)
 	fs.StringVar(&c.probeAddr, "health-probe-bind-address", c.probeAddr, "Address of /healthz and /readyz; /readyz passes only after the first successful sync.")
@@ -70,6 +74,9 @@ func (c *config) validate() error {
 	var errs []error
 	if !slices.Contains(backends, c.backend) {
 		errs = append(errs, fmt.Errorf("unknown --backend %q: want nftables or iptables", c.backend))
+	}
+	if c.backend == "nftables" && !validTableName(c.nftTable) {
+		errs = append(errs, fmt.Errorf("--nft-table %q: want 1-%d letters, digits, '_' or '-', starting with a letter", c.nftTable, maxTableName))
 	}
 	if _, err := startup.ParseColdStartMode(c.coldStart); err != nil {
 		errs = append(errs, fmt.Errorf("--cold-start: %w", err))
@@ -96,4 +103,25 @@ func parseConfig(args []string) (config, error) {
 		return c, err
 	}
 	return c, nil
+}
+
+// maxTableName is the longest table name nftables accepts (NFT_NAME_MAXLEN
+// is 256 with the terminating NUL); we keep names short and plain so they
+// read well in `nft list tables`.
+const maxTableName = 64
+
+// validTableName says whether name is a plain nftables identifier.
+func validTableName(name string) bool {
+	if name == "" || len(name) > maxTableName {
+		return false
+	}
+	for i, r := range name {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z':
+		case i > 0 && (r >= '0' && r <= '9' || r == '_' || r == '-'):
+		default:
+			return false
+		}
+	}
+	return true
 }

@@ -54,7 +54,7 @@ func run(args []string) error {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	backend, err := newBackend(cfg.backend, cfg.flows.renderOptions())
+	backend, err := newBackend(cfg, cfg.flows.renderOptions())
 	if err != nil {
 		return err
 	}
@@ -224,10 +224,10 @@ func apiUnreachable(err error) bool {
 		apierrors.IsTooManyRequests(err) || apierrors.IsInternalError(err)
 }
 
-func newBackend(name string, opts render.Option) (dataplane.Backend, error) {
-	switch name {
+func newBackend(cfg config, opts render.Option) (dataplane.Backend, error) {
+	switch cfg.backend {
 	case "nftables":
-		return nft.New(nft.WithRenderOptions(opts)), nil
+		return nft.New(nft.WithTable(cfg.nftTable), nft.WithRenderOptions(opts)), nil
 	case "iptables":
 		b, err := iptables.New(iptables.WithRenderOptions(opts))
 		if err != nil {
@@ -235,5 +235,5 @@ func newBackend(name string, opts render.Option) (dataplane.Backend, error) {
 		}
 		return b, nil
 	}
-	return nil, fmt.Errorf("unknown --backend %q: want nftables or iptables", name)
+	return nil, fmt.Errorf("unknown --backend %q: want nftables or iptables", cfg.backend)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/palisade-dev/palisade/dataplane/agent/audit"
 	"github.com/palisade-dev/palisade/dataplane/agent/programmed"
 	"github.com/palisade-dev/palisade/dataplane/flows"
+	"github.com/palisade-dev/palisade/internal/intent"
 	"github.com/palisade-dev/palisade/internal/policy"
 )
 
@@ -55,13 +56,12 @@ func (a *Agent) SyncOnce(ctx context.Context) error {
 // that crashed the model would otherwise crash-loop the agent on every node
 // (cilium#14245); as a sync failure it leaves the last good rules in the
 // kernel, fails readiness and shows in palisade_agent_sync_failures_total.
-func safeCompute(compute func(policy.Input) policy.State, in policy.Input) (st policy.State, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("compute policy state: panic: %v", r)
-		}
-	}()
-	return compute(in), nil
+func safeCompute(compute func(policy.Input) policy.State, in policy.Input) (policy.State, error) {
+	st, err := intent.Guard(func() (policy.State, error) { return compute(in), nil })
+	if err != nil {
+		return st, fmt.Errorf("compute policy state: %w", err)
+	}
+	return st, nil
 }
 
 // syncMeta is what a sync learns beside the policy input: the pods (for

@@ -101,3 +101,18 @@ func DropManagedFieldsAndAnnotations(obj any) (any, error) {
 	}
 	return obj, nil
 }
+
+// Node reduces a Node to its identity, labels, timestamps and taints, not
+// its status (images, conditions, addresses), which would dominate a cache
+// of a large cluster. Other objects pass unchanged.
+func Node(obj any) (any, error) {
+	n, ok := obj.(*corev1.Node)
+	if !ok {
+		return obj, nil
+	}
+	meta := Identity(&n.ObjectMeta)
+	meta.Labels = n.Labels
+	meta.CreationTimestamp = n.CreationTimestamp
+	meta.DeletionTimestamp = n.DeletionTimestamp
+	return &corev1.Node{TypeMeta: n.TypeMeta, ObjectMeta: meta, Spec: corev1.NodeSpec{Taints: n.Spec.Taints}}, nil
+}

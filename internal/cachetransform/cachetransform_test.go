@@ -57,3 +57,23 @@ func TestPodKeepsReadiness(t *testing.T) {
 		t.Errorf("containers kept without NamedPorts: %v", got.(*corev1.Pod).Spec.Containers)
 	}
 }
+
+// TestNodeKeepsTaints: the node cache keeps the taints (the node taint
+// controller's input) and drops the status.
+func TestNodeKeepsTaints(t *testing.T) {
+	taints := []corev1.Taint{{Key: "palisade.dev/agent-not-ready", Effect: corev1.TaintEffectNoSchedule}}
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n", Labels: map[string]string{"a": "b"}},
+		Spec:   corev1.NodeSpec{Taints: taints, PodCIDR: "10.0.0.0/24"},
+		Status: corev1.NodeStatus{Images: []corev1.ContainerImage{{Names: []string{"i"}}}}}
+	got, err := cachetransform.Node(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := got.(*corev1.Node)
+	if !reflect.DeepEqual(g.Spec.Taints, taints) || g.Name != "n" || g.Labels["a"] != "b" {
+		t.Errorf("node lost what the controller reads: %+v", g)
+	}
+	if len(g.Status.Images) != 0 || g.Spec.PodCIDR != "" {
+		t.Errorf("node kept what nobody reads: %+v", g)
+	}
+}

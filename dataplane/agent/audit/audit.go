@@ -6,7 +6,6 @@ package audit
 
 import (
 	"context"
-	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
 	"github.com/palisade-dev/palisade/dataplane/agent/programmed"
+	"github.com/palisade-dev/palisade/internal/intent"
 	"github.com/palisade-dev/palisade/internal/intent/compiler"
 	"github.com/palisade-dev/palisade/internal/intent/resolve"
 	"github.com/palisade-dev/palisade/internal/policy"
@@ -27,7 +27,7 @@ import (
 // (policy.AuditKey), the intent of each.
 func Policies(ctx context.Context, r client.Reader, intents []v1alpha1.ServiceIntent, enforced []*networkingv1.NetworkPolicy,
 	namespaces []corev1.Namespace) ([]*networkingv1.NetworkPolicy, map[string]programmed.Ref) {
-	return auditPolicies(ctx, r, intents, intentsWithPolicies(enforced), zeroTrustNamespaces(namespaces))
+	return auditPolicies(ctx, r, intents, intentsWithPolicies(enforced), intent.ZeroTrustNamespaces(namespaces))
 }
 
 // intentsWithPolicies returns the intents ("namespace/name") that have at
@@ -58,18 +58,6 @@ func compiledAsAudit(si *v1alpha1.ServiceIntent, withPolicies map[string]bool) b
 	return !withPolicies[si.Namespace+"/"+si.Name]
 }
 
-// zeroTrustNamespaces returns the labels of the namespaces in zero trust,
-// as the controller's resolver takes them.
-func zeroTrustNamespaces(nss []corev1.Namespace) map[string]labels.Set {
-	out := map[string]labels.Set{}
-	for i := range nss {
-		if nss[i].Labels[v1alpha1.LabelZeroTrust] == v1alpha1.ZeroTrustEnforce {
-			out[nss[i].Name] = labels.Set(nss[i].Labels)
-		}
-	}
-	return out
-}
-
 // auditPolicies resolves and compiles the intents the agent audits, with
 // the same resolver and compiler as the controller. An intent that fails to
 // resolve or compile is skipped and logged: audit policies never drop, so
@@ -90,7 +78,8 @@ func auditPolicies(ctx context.Context, r client.Reader, intents []v1alpha1.Serv
 			continue
 		}
 		res.Input.Generation = si.Generation
-		nps, err := safeCompile(res.Input)
+		in := res.Input
+		nps, err := intent.Guard(func() ([]networkingv1.NetworkPolicy, error) { return compiler.Compile(in), nil })
 		if err != nil {
 			logger.Error(err, "compile audited intent; not auditing it", "intent", client.ObjectKeyFromObject(si))
 			continue
@@ -102,13 +91,4 @@ func auditPolicies(ctx context.Context, r client.Reader, intents []v1alpha1.Serv
 		}
 	}
 	return out, refs
-}
-
-func safeCompile(in compiler.Input) (nps []networkingv1.NetworkPolicy, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("compile: panic: %v", r)
-		}
-	}()
-	return compiler.Compile(in), nil
 }
