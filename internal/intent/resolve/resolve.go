@@ -153,37 +153,23 @@ func (r Resolver) workloadSelector(ctx context.Context, namespace string, kind v
 	var err error
 	switch kind {
 	case v1alpha1.WorkloadDeployment:
-		var o appsv1.Deployment
-		err = r.Get(ctx, key, &o)
-		sel = o.Spec.Selector
+		sel, err = selectorOf(ctx, r, key, func(o *appsv1.Deployment) *metav1.LabelSelector { return o.Spec.Selector })
 	case v1alpha1.WorkloadStatefulSet:
-		var o appsv1.StatefulSet
-		err = r.Get(ctx, key, &o)
-		sel = o.Spec.Selector
+		sel, err = selectorOf(ctx, r, key, func(o *appsv1.StatefulSet) *metav1.LabelSelector { return o.Spec.Selector })
 	case v1alpha1.WorkloadDaemonSet:
-		var o appsv1.DaemonSet
-		err = r.Get(ctx, key, &o)
-		sel = o.Spec.Selector
+		sel, err = selectorOf(ctx, r, key, func(o *appsv1.DaemonSet) *metav1.LabelSelector { return o.Spec.Selector })
 	case v1alpha1.WorkloadReplicaSet:
-		var o appsv1.ReplicaSet
-		err = r.Get(ctx, key, &o)
-		sel = o.Spec.Selector
+		sel, err = selectorOf(ctx, r, key, func(o *appsv1.ReplicaSet) *metav1.LabelSelector { return o.Spec.Selector })
 	case v1alpha1.WorkloadJob:
-		var o batchv1.Job
-		err = r.Get(ctx, key, &o)
-		sel = o.Spec.Selector
-		if sel == nil && len(o.Spec.Template.Labels) > 0 {
-			sel = &metav1.LabelSelector{MatchLabels: o.Spec.Template.Labels}
-		}
+		sel, err = selectorOf(ctx, r, key, func(o *batchv1.Job) *metav1.LabelSelector {
+			return selectorOrTemplate(o.Spec.Selector, o.Spec.Template.Labels)
+		})
 	case v1alpha1.WorkloadCronJob:
-		var o batchv1.CronJob
-		err = r.Get(ctx, key, &o)
 		// Jobs of a CronJob get their selector only when created; the pod
 		// template's labels are what all of them carry.
-		sel = o.Spec.JobTemplate.Spec.Selector
-		if sel == nil && len(o.Spec.JobTemplate.Spec.Template.Labels) > 0 {
-			sel = &metav1.LabelSelector{MatchLabels: o.Spec.JobTemplate.Spec.Template.Labels}
-		}
+		sel, err = selectorOf(ctx, r, key, func(o *batchv1.CronJob) *metav1.LabelSelector {
+			return selectorOrTemplate(o.Spec.JobTemplate.Spec.Selector, o.Spec.JobTemplate.Spec.Template.Labels)
+		})
 	default:
 		return nil, &notFoundError{msg: fmt.Sprintf("unsupported workload kind %q", kind)}
 	}
@@ -198,4 +184,25 @@ func (r Resolver) workloadSelector(ctx context.Context, namespace string, kind v
 		return nil, &notFoundError{msg: fmt.Sprintf("%s %s/%s has no pod selector", kind, namespace, name)}
 	}
 	return sel.DeepCopy(), nil
+}
+
+// selectorOf reads the workload at key and returns its pod selector.
+func selectorOf[T any, PT interface {
+	*T
+	client.Object
+}](ctx context.Context, r Resolver, key client.ObjectKey, selector func(PT) *metav1.LabelSelector) (*metav1.LabelSelector, error) {
+	o := PT(new(T))
+	if err := r.Get(ctx, key, o); err != nil {
+		return nil, err
+	}
+	return selector(o), nil
+}
+
+// selectorOrTemplate is a Job's selector or, before the API server has
+// defaulted it, its pod template's labels.
+func selectorOrTemplate(sel *metav1.LabelSelector, template map[string]string) *metav1.LabelSelector {
+	if sel == nil && len(template) > 0 {
+		return &metav1.LabelSelector{MatchLabels: template}
+	}
+	return sel
 }
