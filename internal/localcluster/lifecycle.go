@@ -70,7 +70,7 @@ func Up(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	if err := c.startEtcd(cfg.AssetsDir); err != nil {
 		return c, err
 	}
-	if err := c.startAPIServer(cfg.AssetsDir, p); err != nil {
+	if err := c.startAPIServer(cfg.AssetsDir, p, "127.0.0.1", simulatedNodesAPIServerArgs); err != nil {
 		return c, err
 	}
 	// Build the network while the API server starts.
@@ -146,6 +146,7 @@ func (c *Cluster) Down() error {
 	for _, ns := range nss {
 		killNetnsProcesses(ns)
 	}
+	errs = append(errs, c.downRealNodes())
 	entries, _ := os.ReadDir(filepath.Join(c.Dir, "pids"))
 	last := map[string]bool{"kube-apiserver": true, "etcd": true}
 	for _, e := range entries {

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Installs (idempotently) what the local cluster's real-node mode needs on top
+# of hack/setup-test-env.sh: the container runtime and CNI plugins (Debian
+# packages) and, built from source and cached outside the repo, kubelet,
+# kube-scheduler, kube-controller-manager, kube-proxy, agnhost (the upstream
+# e2e test image's binary), CoreDNS and the pause binary.
+#
+# Everything lands in the same cache directory as kube-apiserver and shares
+# its Go build cache, so a second run does nothing.
+#
+# Prints the assets directory on its last line.
+set -euo pipefail
+
+K8S_VERSION="${K8S_VERSION:-v1.37.2}"
+# The CoreDNS release kubeadm of $K8S_VERSION installs (constants.CoreDNSVersion).
+COREDNS_VERSION="${COREDNS_VERSION:-v1.14.6}"
+CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/palisade/k8s"
+ASSETS="$CACHE_ROOT/$K8S_VERSION"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+log() { echo "setup-real-nodes: $*" >&2; }
+
+"$HERE/setup-test-env.sh" >/dev/null
+
+need_pkgs=()
+command -v containerd >/dev/null 2>&1 || need_pkgs+=(containerd)
+command -v runc >/dev/null 2>&1 || need_pkgs+=(runc)
+[ -x /usr/lib/cni/ptp ] || need_pkgs+=(containernetworking-plugins)
+command -v gcc >/dev/null 2>&1 || need_pkgs+=(gcc libc6-dev)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+	if [ "$(id -u)" != 0 ]; then
+		log "missing ${need_pkgs[*]} and not root: install them first"; exit 1
+	fi
+	log "installing ${need_pkgs[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >&2
+	apt-get install -y -qq "${need_pkgs[@]}" >&2
+fi
+# Debian starts containerd as a service when it installs it; every node runs its own.
+if command -v systemctl >/dev/null 2>&1; then systemctl disable --now containerd >/dev/null 2>&1 || true; fi
+
+mkdir -p "$ASSETS"
+
+# wrapper_module writes a module in $1 that requires k8s.io/kubernetes with
+# every staging module pinned to its published release (k8s.io/kubernetes
+# replaces them with local paths, which a dependent module cannot follow).
+wrapper_module() {
+	local dir="$1" staging_ver="v0.${K8S_VERSION#v1.}" modfile
+	mkdir -p "$dir"
+	cp "$HERE/tools/real-nodes/tools.go" "$dir/"
+	cat > "$dir/go.mod" <<MOD
+module palisade.local/real-nodes-build
+
+go 1.26
+
+require k8s.io/kubernetes $K8S_VERSION
+MOD
+	modfile="$(go env GOMODCACHE)/cache/download/k8s.io/kubernetes/@v/$K8S_VERSION.mod"
+	[ -f "$modfile" ] || go mod download -json "k8s.io/kubernetes@$K8S_VERSION" >/dev/null
+	grep -E '^\s*k8s.io/[a-z0-9-]+ => \./staging' "$modfile" | awk '{print $1}' | sort -u | while read -r m; do
+		echo "replace $m => $m $staging_ver" >> "$dir/go.mod"
+	done
+	(cd "$dir" && GOFLAGS=-mod=mod go mod tidy >&2)
+}
+
+k8s_bins=(kubelet kube-scheduler kube-controller-manager kube-proxy agnhost)
+missing=()
+for b in "${k8s_bins[@]}"; do [ -x "$ASSETS/$b" ] || missing+=("$b"); done
+if [ ${#missing[@]} -gt 0 ]; then
+	log "building ${missing[*]} $K8S_VERSION (about 4 minutes with kube-apiserver cached, 10 cold)"
+	work="$(mktemp -d)"
+	trap 'rm -rf "$work"' EXIT
+	wrapper_module "$work/mod"
+	pkgs=()
+	for b in "${missing[@]}"; do
+		case "$b" in
+		agnhost) pkgs+=(k8s.io/kubernetes/test/images/agnhost) ;;
+		*) pkgs+=("k8s.io/kubernetes/cmd/$b") ;;
+		esac
+	done
+	# One invocation so the binaries share compile work; the same flags as
+	# kube-apiserver's build so its packages come from the build cache.
+	mkdir -p "$work/out"
+	(cd "$work/mod" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$work/out/" "${pkgs[@]}" >&2)
+	for b in "${missing[@]}"; do mv "$work/out/$b" "$ASSETS/$b"; done
+fi
+
+if [ ! -x "$ASSETS/pause" ]; then
+	log "building pause"
+	src="$(go env GOMODCACHE)/k8s.io/kubernetes@$K8S_VERSION/build/pause/linux/pause.c"
+	[ -f "$src" ] || go mod download "k8s.io/kubernetes@$K8S_VERSION"
+	gcc -Os -Wall -Werror -static -DVERSION="v3.10.2-palisade" -o "$ASSETS/pause.tmp" "$src"
+	strip "$ASSETS/pause.tmp"
+	mv "$ASSETS/pause.tmp" "$ASSETS/pause"
+fi
+
+if [ ! -x "$ASSETS/coredns" ]; then
+	log "building coredns $COREDNS_VERSION (about 3 minutes)"
+	gobin="$(mktemp -d)"
+	CGO_ENABLED=0 GOBIN="$gobin" go install -trimpath -ldflags='-s -w' "github.com/coredns/coredns@$COREDNS_VERSION" >&2
+	mv "$gobin/coredns" "$ASSETS/coredns"
+	rmdir "$gobin"
+fi
+
+echo "$ASSETS"
