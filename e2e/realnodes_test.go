@@ -23,12 +23,7 @@ import (
 // realNodesPods are agnhost pods in namespace rn: a server and a client on
 // each node, so that every probe below is checked node-local and
 // cross-node.
-const realNodesPods = `
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: rn
-{{range .}}---
+const realNodesPods = `{{range .}}---
 apiVersion: v1
 kind: Pod
 metadata:
@@ -100,6 +95,17 @@ func TestRealNodes(t *testing.T) {
 	pods := []rnPod{
 		{"server-1", "server", "node-1"}, {"server-2", "server", "node-2"},
 		{"allowed-1", "client-allowed", "node-1"}, {"denied-2", "client-denied", "node-2"},
+	}
+	// Pods are admitted only once the namespace's default service account
+	// exists (kube-controller-manager creates it).
+	if _, err := localcluster.ApplyYAML(ctx, c.Client, []byte("apiVersion: v1\nkind: Namespace\nmetadata: {name: rn}\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitForCond(30*time.Second, "service account rn/default", func() error {
+		_, err := c.Clientset.CoreV1().ServiceAccounts("rn").Get(ctx, "default", metav1.GetOptions{})
+		return err
+	}); err != nil {
+		t.Fatal(err)
 	}
 	applyTemplate(t, c, realNodesPods, pods)
 	ips := map[string]string{}

@@ -8,8 +8,14 @@
 # Everything lands in the same cache directory as kube-apiserver and shares
 # its Go build cache, so a second run does nothing.
 #
+# With --conformance it also builds netpol-e2e.test: the upstream e2e
+# suite's NetworkPolicy specs (hack/tools/netpol-e2e).
+#
 # Prints the assets directory on its last line.
 set -euo pipefail
+
+conformance=false
+[ "${1:-}" = "--conformance" ] && conformance=true
 
 K8S_VERSION="${K8S_VERSION:-v1.37.2}"
 # The CoreDNS release kubeadm of $K8S_VERSION installs (constants.CoreDNSVersion).
@@ -40,6 +46,8 @@ fi
 if command -v systemctl >/dev/null 2>&1; then systemctl disable --now containerd >/dev/null 2>&1 || true; fi
 
 mkdir -p "$ASSETS"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
 
 # wrapper_module writes a module in $1 that requires k8s.io/kubernetes with
 # every staging module pinned to its published release (k8s.io/kubernetes
@@ -48,6 +56,7 @@ wrapper_module() {
 	local dir="$1" staging_ver="v0.${K8S_VERSION#v1.}" modfile
 	mkdir -p "$dir"
 	cp "$HERE/tools/real-nodes/tools.go" "$dir/"
+	if $conformance; then mkdir -p "$dir/netpol" && cp "$HERE/tools/netpol-e2e/netpol_e2e_test.go" "$dir/netpol/"; fi
 	cat > "$dir/go.mod" <<MOD
 module palisade.local/real-nodes-build
 
@@ -68,8 +77,6 @@ missing=()
 for b in "${k8s_bins[@]}"; do [ -x "$ASSETS/$b" ] || missing+=("$b"); done
 if [ ${#missing[@]} -gt 0 ]; then
 	log "building ${missing[*]} $K8S_VERSION (about 4 minutes with kube-apiserver cached, 10 cold)"
-	work="$(mktemp -d)"
-	trap 'rm -rf "$work"' EXIT
 	wrapper_module "$work/mod"
 	pkgs=()
 	for b in "${missing[@]}"; do
@@ -96,10 +103,15 @@ fi
 
 if [ ! -x "$ASSETS/coredns" ]; then
 	log "building coredns $COREDNS_VERSION (about 3 minutes)"
-	gobin="$(mktemp -d)"
-	CGO_ENABLED=0 GOBIN="$gobin" go install -trimpath -ldflags='-s -w' "github.com/coredns/coredns@$COREDNS_VERSION" >&2
-	mv "$gobin/coredns" "$ASSETS/coredns"
-	rmdir "$gobin"
+	CGO_ENABLED=0 GOBIN="$work" go install -trimpath -ldflags='-s -w' "github.com/coredns/coredns@$COREDNS_VERSION" >&2
+	mv "$work/coredns" "$ASSETS/coredns"
+fi
+
+if $conformance && [ ! -x "$ASSETS/netpol-e2e.test" ]; then
+	log "building netpol-e2e.test $K8S_VERSION (the upstream NetworkPolicy e2e specs)"
+	[ -f "$work/mod/go.mod" ] || wrapper_module "$work/mod"
+	(cd "$work/mod" && CGO_ENABLED=0 go test -c -trimpath -ldflags='-s -w' -o "$ASSETS/netpol-e2e.test.tmp" ./netpol >&2)
+	mv "$ASSETS/netpol-e2e.test.tmp" "$ASSETS/netpol-e2e.test"
 fi
 
 echo "$ASSETS"

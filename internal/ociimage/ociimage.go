@@ -6,6 +6,7 @@ package ociimage
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"fmt"
 	"io"
 	"os"
@@ -48,9 +49,11 @@ func Write(img Image, dst string) error {
 	if err != nil {
 		return err
 	}
+	// Fastest gzip: the archives are loaded once, locally, and the binaries
+	// in them are large.
 	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(layerTar)), nil
-	})
+	}, tarball.WithCompressionLevel(gzip.BestSpeed))
 	if err != nil {
 		return fmt.Errorf("layer of %s: %w", img.Ref, err)
 	}
