@@ -2,11 +2,13 @@ package localcluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/palisade-dev/palisade/internal/ociimage"
@@ -120,25 +122,53 @@ func sharedLibraries(object string) ([]string, error) {
 	return libs, nil
 }
 
-// buildNodeImages writes the node images as archives under Dir/images.
-func (c *Cluster) buildNodeImages(bins map[string]string) ([]string, error) {
+// buildNodeImages writes the node images as archives, all at once:
+// Palisade's under Dir/images (bin/ changes with every build), the others
+// once into cacheDir (the assets directory's images/), rebuilt only when
+// older than their binary.
+func (c *Cluster) buildNodeImages(bins map[string]string, cacheDir string) ([]string, error) {
 	imgs, err := c.nodeImages(bins)
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(c.Dir, "images")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	var archives []string
-	for _, img := range imgs {
-		dst := filepath.Join(dir, strings.NewReplacer("/", "_", ":", "_").Replace(img.Ref)+".tar")
-		if err := ociimage.Write(img, dst); err != nil {
-			return nil, err
+	archives := make([]string, len(imgs))
+	errs := make([]error, len(imgs))
+	var wg sync.WaitGroup
+	for i, img := range imgs {
+		dir := filepath.Join(cacheDir, "images")
+		if img.Ref == PalisadeImage || img.Ref == PodserverImage {
+			dir = filepath.Join(c.Dir, "images")
 		}
-		archives = append(archives, dst)
+		archives[i] = filepath.Join(dir, strings.NewReplacer("/", "_", ":", "_").Replace(img.Ref)+".tar")
+		if upToDate(archives[i], img) {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if errs[i] = os.MkdirAll(dir, 0o755); errs[i] == nil {
+				errs[i] = ociimage.Write(img, archives[i])
+			}
+		}()
 	}
-	return archives, nil
+	wg.Wait()
+	return archives, errors.Join(errs...)
+}
+
+// upToDate reports whether archive exists and is newer than every file in
+// img.
+func upToDate(archive string, img ociimage.Image) bool {
+	st, err := os.Stat(archive)
+	if err != nil {
+		return false
+	}
+	for _, f := range img.Files {
+		fst, err := os.Stat(f)
+		if err != nil || fst.ModTime().After(st.ModTime()) {
+			return false
+		}
+	}
+	return true
 }
 
 // importImages loads image archives into a node's containerd, in the

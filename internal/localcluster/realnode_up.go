@@ -85,7 +85,7 @@ func UpRealNodes(ctx context.Context, cfg Config) (c *Cluster, err error) {
 			return c, err
 		}
 		c.State.Nodes = append(c.State.Nodes, n)
-		if err := c.routeToPods(n); err != nil {
+		if err := c.linkNodeToHost(n); err != nil {
 			return c, err
 		}
 	}
@@ -103,12 +103,16 @@ func UpRealNodes(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	if err := c.startAPIServer(cfg.AssetsDir, p, hostIP.String(), realNodesAPIServerArgs(p)); err != nil {
 		return c, err
 	}
-	cfg.Log("building images")
-	archives, err := c.buildNodeImages(bins)
-	if err != nil {
-		return c, err
-	}
+	// The images build while the API server starts.
+	var archives []string
+	imagesBuilt := make(chan error, 1)
+	go func() {
+		var err error
+		archives, err = c.buildNodeImages(bins, cfg.AssetsDir)
+		imagesBuilt <- err
+	}()
 	if err := c.waitAPIServer(ctx); err != nil {
+		<-imagesBuilt
 		return c, err
 	}
 	cfg.Log("kube-apiserver ready after %s", time.Since(start).Round(100*time.Millisecond))
@@ -117,6 +121,9 @@ func UpRealNodes(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	}
 	if err := c.startScheduler(bins); err != nil {
 		return c, err
+	}
+	if err := <-imagesBuilt; err != nil {
+		return c, fmt.Errorf("build images: %w", err)
 	}
 	cfg.Log("starting containerd, kubelet and kube-proxy on each node")
 	if err := c.recordHostPathsShadowed(); err != nil {
@@ -200,9 +207,13 @@ func (c *Cluster) createHostLink() error {
 	return netlink.LinkSetUp(link)
 }
 
-// routeToPods routes a node's pod CIDR from the host via the node. The
-// route goes with the host link when down deletes the fabric.
-func (c *Cluster) routeToPods(n NodeState) error {
+// linkNodeToHost routes a node's pod CIDR from the host via the node, and
+// gives the node a default route via the host: a Service's ClusterIP has
+// no route of its own, and without one the node's connections to it (the
+// agent's, hostNetwork, to the kubernetes Service) fail with "network is
+// unreachable" before kube-proxy's output hook can translate them. Both
+// routes go when down deletes the namespaces.
+func (c *Cluster) linkNodeToHost(n NodeState) error {
 	link, err := netlink.LinkByName(hostLink)
 	if err != nil {
 		return err
@@ -213,6 +224,14 @@ func (c *Cluster) routeToPods(n NodeState) error {
 	}
 	if err := netlink.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Dst: dst, Gw: net.ParseIP(n.IP)}); err != nil {
 		return fmt.Errorf("route to %s via %s: %w", n.PodCIDR, n.Name, err)
+	}
+	nl, err := nlHandle(n.Netns)
+	if err != nil {
+		return err
+	}
+	defer nl.Close()
+	if err := nl.RouteAdd(&netlink.Route{Gw: hostIP.AsSlice()}); err != nil {
+		return fmt.Errorf("default route of %s: %w", n.Name, err)
 	}
 	return nil
 }
