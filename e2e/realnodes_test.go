@@ -64,20 +64,26 @@ spec:
 
 // TestRealNodes brings up a cluster with real kubelets, deploys Palisade
 // from config/default as images, and checks that a NetworkPolicy is
-// enforced between real containers on both nodes.
+// enforced between real containers on both nodes, for each backend.
 func TestRealNodes(t *testing.T) {
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) { testRealNodes(t, backend) })
+	}
+}
+
+func testRealNodes(t *testing.T, backend string) {
 	if err := stopClusters(); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	dir := filepath.Join(os.TempDir(), "palisade-e2e", "realnodes")
+	dir := filepath.Join(os.TempDir(), "palisade-e2e", "realnodes-"+backend)
 	if err := localcluster.Down(dir); err != nil {
 		t.Fatal(err)
 	}
 	root := kubeassets.RepoRoot()
 	start := time.Now()
 	c, err := localcluster.UpRealNodes(ctx, localcluster.Config{
-		Dir: dir, Prefix: "pe2e-rn", Nodes: 2, Backend: "nftables",
+		Dir: dir, Prefix: "pe2e-rn", Nodes: 2, Backend: backend,
 		BinDir: binDir, AssetsDir: kubeassets.Dir(), ConfigDir: filepath.Join(root, "config"),
 		Log: t.Logf,
 	})
@@ -129,22 +135,32 @@ func TestRealNodes(t *testing.T) {
 	}
 
 	kubectl := filepath.Join(kubeassets.Dir(), "kubectl")
-	connects := func(from, to string) bool {
+	// connects reports whether from reaches to; an error is a failed exec,
+	// which says nothing about the policy.
+	connects := func(from, to string) (bool, error) {
 		ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		defer cancel()
 		out, err := exec.CommandContext(ctx, kubectl, "--kubeconfig", c.KubeconfigPath(), "exec", "-n", "rn", from, "--",
 			"/agnhost", "connect", ips[to]+":8080", "--timeout=1s").CombinedOutput()
-		if err != nil && !strings.Contains(string(out), "TIMEOUT") && !strings.Contains(string(out), "REFUSED") {
-			t.Logf("exec in %s: %v: %s", from, err, out)
+		switch {
+		case err == nil:
+			return true, nil
+		case strings.Contains(string(out), "TIMEOUT"), strings.Contains(string(out), "REFUSED"):
+			return false, nil
+		default:
+			return false, fmt.Errorf("exec in %s: %w: %s", from, err, out)
 		}
-		return err == nil
 	}
 	expect := func(what string, want map[[2]string]bool) {
 		t.Helper()
 		if err := waitForCond(60*time.Second, what, func() error {
 			var wrong []string
 			for pair, ok := range want {
-				if got := connects(pair[0], pair[1]); got != ok {
+				got, err := connects(pair[0], pair[1])
+				if err != nil {
+					return err
+				}
+				if got != ok {
 					wrong = append(wrong, fmt.Sprintf("%s -> %s: connected=%v, want %v", pair[0], pair[1], got, ok))
 				}
 			}

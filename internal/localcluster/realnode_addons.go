@@ -4,6 +4,7 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -29,14 +30,52 @@ func (c *Cluster) deployCoreDNS(ctx context.Context) error {
 }
 
 // DeployPalisade applies config/default, as a user does: the CRDs, the
-// controller Deployment and the agent DaemonSet with their RBAC.
-func (c *Cluster) DeployPalisade(ctx context.Context, kubectl, configDir string) error {
+// controller Deployment and the agent DaemonSet with their RBAC. A backend
+// other than config/default's nftables goes in through a kustomize overlay
+// (in the state directory) that replaces the agent's --backend argument.
+func (c *Cluster) DeployPalisade(ctx context.Context, kubectl, configDir, backend string) error {
+	dir := filepath.Join(configDir, "default")
+	if backend != "" && backend != "nftables" {
+		var err error
+		if dir, err = c.backendOverlay(dir, backend); err != nil {
+			return err
+		}
+	}
 	cmd := exec.CommandContext(ctx, kubectl, "--kubeconfig", c.KubeconfigPath(),
-		"apply", "--server-side", "--force-conflicts", "-k", filepath.Join(configDir, "default"))
+		"apply", "--server-side", "--force-conflicts", "-k", dir)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("kubectl apply -k %s: %w: %s", filepath.Join(configDir, "default"), err, out)
+		return fmt.Errorf("kubectl apply -k %s: %w: %s", dir, err, out)
 	}
 	return nil
+}
+
+// agentBackendOverlay replaces the first argument of the agent container,
+// config/agent/daemonset.yaml's --backend=nftables.
+const agentBackendOverlay = `apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+- %s
+patches:
+- target: {kind: DaemonSet, name: palisade-agent}
+  patch: |-
+    - op: test
+      path: /spec/template/spec/containers/0/args/0
+      value: --backend=nftables
+    - op: replace
+      path: /spec/template/spec/containers/0/args/0
+      value: --backend=%s
+`
+
+func (c *Cluster) backendOverlay(base, backend string) (string, error) {
+	dir := filepath.Join(c.Dir, "palisade-"+backend)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	rel, err := filepath.Rel(dir, base)
+	if err != nil {
+		return "", err
+	}
+	return dir, os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(fmt.Sprintf(agentBackendOverlay, rel, backend)), 0o644)
 }
 
 // WaitRealNodesReady waits until every node is Ready and no longer carries

@@ -11,8 +11,8 @@ import (
 // downRealNodes removes what real nodes leave outside their namespaces and
 // the state directory, once the processes in the node namespaces are dead:
 // the containers (found by cgroup: their shims died with the node) and the
-// nodes' cgroup roots, and the host paths nodes mounted over if up created
-// them. The nodes' mounts need nothing: they lived in the nodes' own mount
+// nodes' cgroup roots, the kubelets' machine-wide sysctls, and the host
+// paths nodes mounted over if up created them. The nodes' mounts need nothing: they lived in the nodes' own mount
 // namespaces, which went with their last process.
 func (c *Cluster) downRealNodes() error {
 	st := c.State
@@ -32,6 +32,7 @@ func (c *Cluster) downRealNodes() error {
 	for _, n := range st.Nodes {
 		errs = append(errs, removeCgroupRoot("/"+st.Prefix+"-"+n.Name))
 	}
+	errs = append(errs, c.restoreKernelTunables())
 	if b, err := os.ReadFile(filepath.Join(c.Dir, "host-paths-created")); err == nil {
 		for _, p := range strings.Fields(string(b)) {
 			// Directories only when empty: something else may use them now.

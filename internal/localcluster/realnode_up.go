@@ -129,6 +129,9 @@ func UpRealNodes(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	if err := c.recordHostPathsShadowed(); err != nil {
 		return c, err
 	}
+	if err := c.saveKernelTunables(); err != nil {
+		return c, err
+	}
 	for _, n := range c.State.Nodes {
 		if err := c.startRealNode(n, bins); err != nil {
 			return c, err
@@ -157,8 +160,8 @@ func UpRealNodes(ctx context.Context, cfg Config) (c *Cluster, err error) {
 		cfg.Log("cluster up after %s (Palisade not deployed: nodes keep the agent-not-ready taint)", time.Since(start).Round(100*time.Millisecond))
 		return c, nil
 	}
-	cfg.Log("deploying Palisade: kubectl apply -k %s", filepath.Join(cfg.ConfigDir, "default"))
-	if err := c.DeployPalisade(ctx, bins["kubectl"], cfg.ConfigDir); err != nil {
+	cfg.Log("deploying Palisade (backend %s): kubectl apply -k %s", cfg.Backend, filepath.Join(cfg.ConfigDir, "default"))
+	if err := c.DeployPalisade(ctx, bins["kubectl"], cfg.ConfigDir, cfg.Backend); err != nil {
 		return c, err
 	}
 	if err := c.WaitRealNodesReady(ctx, 3*time.Minute); err != nil {
