@@ -28,20 +28,8 @@ log() { echo "setup-real-nodes: $*" >&2; }
 
 "$HERE/setup-test-env.sh" >/dev/null
 
-need_pkgs=()
-command -v containerd >/dev/null 2>&1 || need_pkgs+=(containerd)
-command -v runc >/dev/null 2>&1 || need_pkgs+=(runc)
-[ -x /usr/lib/cni/ptp ] || need_pkgs+=(containernetworking-plugins)
-command -v gcc >/dev/null 2>&1 || need_pkgs+=(gcc libc6-dev)
-if [ ${#need_pkgs[@]} -gt 0 ]; then
-	if [ "$(id -u)" != 0 ]; then
-		log "missing ${need_pkgs[*]} and not root: install them first"; exit 1
-	fi
-	log "installing ${need_pkgs[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq >&2
-	apt-get install -y -qq "${need_pkgs[@]}" >&2
-fi
+"$HERE/install-packages.sh" containerd:containerd runc:runc /usr/lib/cni/ptp:containernetworking-plugins \
+	"gcc:gcc libc6-dev"
 # Debian starts containerd as a service when it installs it; every node runs its own.
 if command -v systemctl >/dev/null 2>&1; then systemctl disable --now containerd >/dev/null 2>&1 || true; fi
 

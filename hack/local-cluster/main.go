@@ -135,12 +135,9 @@ func up(ctx context.Context, args []string) error {
 	return nil
 }
 
-func bringUp(ctx context.Context, o upOptions) (*localcluster.Cluster, error) {
+func clusterConfig(o upOptions) localcluster.Config {
 	root := repoRoot()
-	if o.realNodes {
-		return bringUpRealNodes(ctx, o)
-	}
-	c, err := localcluster.Up(ctx, localcluster.Config{
+	return localcluster.Config{
 		Dir:          stateDir(),
 		Prefix:       "palisade",
 		Nodes:        o.nodes,
@@ -148,10 +145,19 @@ func bringUp(ctx context.Context, o upOptions) (*localcluster.Cluster, error) {
 		BinDir:       filepath.Join(root, "bin"),
 		AssetsDir:    kubeassets.Dir(),
 		CRDDir:       filepath.Join(root, "config", "crd", "bases"),
+		ConfigDir:    filepath.Join(root, "config"),
 		NoAgents:     o.noAgents,
 		NoController: o.noController,
 		Log:          logf,
-	})
+	}
+}
+
+func bringUp(ctx context.Context, o upOptions) (*localcluster.Cluster, error) {
+	if o.realNodes {
+		// Real nodes run Palisade (and CoreDNS) as pods.
+		return localcluster.UpRealNodes(ctx, clusterConfig(o))
+	}
+	c, err := localcluster.Up(ctx, clusterConfig(o))
 	if err != nil {
 		return nil, err
 	}

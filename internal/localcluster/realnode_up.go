@@ -33,33 +33,15 @@ func realNodesAPIServerArgs(p *pki) []string {
 // and deploys CoreDNS and, unless cfg.NoController, Palisade from
 // cfg.ConfigDir. On error it tears down what it made.
 func UpRealNodes(ctx context.Context, cfg Config) (c *Cluster, err error) {
-	if os.Geteuid() != 0 {
-		return nil, errNotRoot
-	}
-	if cfg.Nodes < 1 || cfg.Nodes > 9 {
-		return nil, fmt.Errorf("nodes must be 1-9, got %d", cfg.Nodes)
-	}
-	if cfg.Log == nil {
-		cfg.Log = func(string, ...any) {}
-	}
 	bins, err := realNodeBinaries(cfg.AssetsDir)
 	if err != nil {
 		return nil, err
 	}
-	c = &Cluster{Dir: cfg.Dir, log: cfg.Log}
-	if _, statErr := os.Stat(c.statePath()); statErr == nil {
-		return nil, fmt.Errorf("a local cluster already exists in %s: run down first", cfg.Dir)
-	}
-	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
-		return nil, err
-	}
-	c.State = State{Prefix: cfg.Prefix, Backend: cfg.Backend, BinDir: cfg.BinDir, RealNodes: true, NoController: cfg.NoController}
-	for _, p := range []*int{&c.State.APIPort, &c.State.EtcdPort, &c.State.EtcdPeerPort} {
-		if *p, err = freePort(); err != nil {
-			return nil, err
-		}
-	}
-	if err := c.saveState(); err != nil {
+	if c, err = newCluster(&cfg, State{
+		Prefix: cfg.Prefix, Backend: cfg.Backend, BinDir: cfg.BinDir, RealNodes: true, NoController: cfg.NoController,
+	}, func(st *State) []*int {
+		return []*int{&st.APIPort, &st.EtcdPort, &st.EtcdPeerPort}
+	}); err != nil {
 		return nil, err
 	}
 	defer func() {
