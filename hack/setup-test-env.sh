@@ -14,22 +14,8 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 log() { echo "setup-test-env: $*" >&2; }
 
-need_pkgs=()
-command -v etcd >/dev/null 2>&1 || need_pkgs+=(etcd-server)
-command -v nft >/dev/null 2>&1 || need_pkgs+=(nftables)
-command -v iptables >/dev/null 2>&1 || need_pkgs+=(iptables)
-command -v conntrack >/dev/null 2>&1 || need_pkgs+=(conntrack)
-command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
-command -v kubectl >/dev/null 2>&1 || need_pkgs+=(kubernetes-client)
-if [ ${#need_pkgs[@]} -gt 0 ]; then
-	if [ "$(id -u)" != 0 ]; then
-		log "missing ${need_pkgs[*]} and not root: install them first"; exit 1
-	fi
-	log "installing ${need_pkgs[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq >&2
-	apt-get install -y -qq "${need_pkgs[@]}" >&2
-fi
+"$HERE/install-packages.sh" etcd:etcd-server nft:nftables iptables:iptables conntrack:conntrack \
+	ip:iproute2 kubectl:kubernetes-client
 # Debian starts etcd as a service when it installs it; our tests run their own.
 if command -v systemctl >/dev/null 2>&1; then systemctl disable --now etcd >/dev/null 2>&1 || true; fi
 

@@ -14,44 +14,18 @@ import (
 // Up brings a local cluster up: control plane, CRDs, nodes, API proxy,
 // agents, controller. On error it tears down what it made.
 func Up(ctx context.Context, cfg Config) (c *Cluster, err error) {
-	if os.Geteuid() != 0 {
-		return nil, errNotRoot
-	}
-	if cfg.Nodes < 1 || cfg.Nodes > 9 {
-		return nil, fmt.Errorf("nodes must be 1-9, got %d", cfg.Nodes)
-	}
-	if cfg.Prefix == "" || cfg.Dir == "" {
-		return nil, errors.New("prefix and dir are required")
-	}
-	if cfg.Backend == "" {
-		cfg.Backend = "nftables"
-	}
-	if cfg.Log == nil {
-		cfg.Log = func(string, ...any) {}
-	}
 	for _, b := range []string{"kube-apiserver", "etcd"} {
 		if _, err := os.Stat(filepath.Join(cfg.AssetsDir, b)); err != nil {
 			return nil, fmt.Errorf("no %s in %s: run hack/setup-test-env.sh (make demo and make test do): %w", b, cfg.AssetsDir, err)
 		}
 	}
-	c = &Cluster{Dir: cfg.Dir, log: cfg.Log}
-	if _, statErr := os.Stat(c.statePath()); statErr == nil {
-		return nil, fmt.Errorf("a local cluster already exists in %s: run down first", cfg.Dir)
-	}
-	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
-		return nil, err
-	}
-	c.State = State{
+	if c, err = newCluster(&cfg, State{
 		Prefix: cfg.Prefix, Backend: cfg.Backend, BinDir: cfg.BinDir,
 		NoAgents: cfg.NoAgents, NoController: cfg.NoController,
 		AgentHealthAddress: agentHealthAddr,
-	}
-	for _, p := range []*int{&c.State.APIPort, &c.State.EtcdPort, &c.State.EtcdPeerPort, &c.State.ControllerHealth, &c.State.ControllerMetrics} {
-		if *p, err = freePort(); err != nil {
-			return nil, err
-		}
-	}
-	if err := c.saveState(); err != nil {
+	}, func(st *State) []*int {
+		return []*int{&st.APIPort, &st.EtcdPort, &st.EtcdPeerPort, &st.ControllerHealth, &st.ControllerMetrics}
+	}); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -72,7 +46,7 @@ func Up(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	if err := c.startEtcd(cfg.AssetsDir); err != nil {
 		return c, err
 	}
-	if err := c.startAPIServer(cfg.AssetsDir, p); err != nil {
+	if err := c.startAPIServer(cfg.AssetsDir, p, "127.0.0.1", simulatedNodesAPIServerArgs); err != nil {
 		return c, err
 	}
 	// Build the network while the API server starts.
@@ -148,6 +122,7 @@ func (c *Cluster) Down() error {
 	for _, ns := range nss {
 		killNetnsProcesses(ns)
 	}
+	errs = append(errs, c.downRealNodes())
 	entries, _ := os.ReadDir(filepath.Join(c.Dir, "pids"))
 	last := map[string]bool{"kube-apiserver": true, "etcd": true}
 	for _, e := range entries {
