@@ -1,4 +1,4 @@
-//go:build e2e
+//go:build e2e && realnodes
 
 package e2e
 
@@ -66,12 +66,10 @@ spec:
 // from config/default as images, and checks that a NetworkPolicy is
 // enforced between real containers on both nodes, for each backend.
 //
-// Opt-in (PALISADE_E2E_REAL_NODES=1): it needs what hack/setup-real-nodes.sh
-// builds, and the rest of the suite runs on simulated nodes.
+// It builds only with the tag realnodes (make test-e2e-real-nodes): it needs
+// what hack/setup-real-nodes.sh builds, and the rest of the e2e suite runs on
+// simulated nodes.
 func TestRealNodes(t *testing.T) {
-	if os.Getenv("PALISADE_E2E_REAL_NODES") != "1" {
-		t.Skip("real nodes are opt-in: PALISADE_E2E_REAL_NODES=1 after hack/setup-real-nodes.sh")
-	}
 	for _, backend := range backends {
 		t.Run(backend, func(t *testing.T) { testRealNodes(t, backend) })
 	}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	pnetns "github.com/palisade-dev/palisade/internal/netns"
 )
 
 // realNodesAPIServerArgs serve the API on the host's fabric address, which
@@ -156,7 +158,7 @@ func UpRealNodes(ctx context.Context, cfg Config) (c *Cluster, err error) {
 // createHostLink gives the host an address on the fabric (hostIP), where
 // the API server listens.
 func (c *Cluster) createHostLink() error {
-	fab, err := nlHandle(c.fabricNetns())
+	fab, err := pnetns.NetlinkAt(c.fabricNetns())
 	if err != nil {
 		return err
 	}
@@ -210,7 +212,7 @@ func (c *Cluster) linkNodeToHost(n NodeState) error {
 	if err := netlink.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Dst: dst, Gw: net.ParseIP(n.IP)}); err != nil {
 		return fmt.Errorf("route to %s via %s: %w", n.PodCIDR, n.Name, err)
 	}
-	nl, err := nlHandle(n.Netns)
+	nl, err := pnetns.NetlinkAt(n.Netns)
 	if err != nil {
 		return err
 	}
