@@ -61,13 +61,15 @@ func (c *Cluster) startEtcd(assets string) error {
 
 // simulatedNodesAPIServerArgs serve the API on the host's loopback only:
 // agents reach it through the API proxy.
-var simulatedNodesAPIServerArgs = []string{
-	"--bind-address=127.0.0.1",
-	// A loopback advertise address needs the endpoint reconciler off.
-	"--advertise-address=127.0.0.1",
-	"--endpoint-reconciler-type=none",
-	// No kube-controller-manager creates the default ServiceAccount.
-	"--disable-admission-plugins=ServiceAccount",
+func simulatedNodesAPIServerArgs(*pki) []string {
+	return []string{
+		"--bind-address=127.0.0.1",
+		// A loopback advertise address needs the endpoint reconciler off.
+		"--advertise-address=127.0.0.1",
+		"--endpoint-reconciler-type=none",
+		// No kube-controller-manager creates the default ServiceAccount.
+		"--disable-admission-plugins=ServiceAccount",
+	}
 }
 
 // startAPIServer starts kube-apiserver listening on host with the

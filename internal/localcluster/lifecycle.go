@@ -28,40 +28,16 @@ func Up(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	}); err != nil {
 		return nil, err
 	}
-	defer func() {
-		if err != nil {
-			if derr := c.Down(); derr != nil {
-				err = errors.Join(err, fmt.Errorf("clean up after failed up: %w", derr))
-			}
-			c = nil
-		}
-	}()
+	defer downOnError(&c, &err)
 
 	start := time.Now()
 	cfg.Log("starting etcd and kube-apiserver")
-	p, err := generatePKI(filepath.Join(cfg.Dir, "pki"))
-	if err != nil {
-		return c, err
-	}
-	if err := c.startEtcd(cfg.AssetsDir); err != nil {
-		return c, err
-	}
-	if err := c.startAPIServer(cfg.AssetsDir, p, "127.0.0.1", simulatedNodesAPIServerArgs); err != nil {
+	if _, err := c.startEtcdAndAPIServer(&cfg, "127.0.0.1", simulatedNodesAPIServerArgs); err != nil {
 		return c, err
 	}
 	// Build the network while the API server starts.
 	cfg.Log("creating %d nodes", cfg.Nodes)
-	if err := c.createFabric(); err != nil {
-		return c, err
-	}
-	for i := 1; i <= cfg.Nodes; i++ {
-		n, err := c.createNode(i, cfg.Nodes)
-		if err != nil {
-			return c, err
-		}
-		c.State.Nodes = append(c.State.Nodes, n)
-	}
-	if err := c.saveState(); err != nil {
+	if err := c.createNodes(cfg.Nodes, false); err != nil {
 		return c, err
 	}
 	if err := c.waitAPIServer(ctx); err != nil {
@@ -76,30 +52,38 @@ func Up(ctx context.Context, cfg Config) (c *Cluster, err error) {
 			return c, err
 		}
 	}
+	if err := c.startPalisadeProcesses(&cfg); err != nil {
+		return c, err
+	}
+	cfg.Log("cluster up after %s", time.Since(start).Round(100*time.Millisecond))
+	return c, nil
+}
+
+// startPalisadeProcesses starts, unless cfg turns them off, the API proxy
+// and an agent per node, then the controller, and waits for the agents to
+// be ready: the controller starts before that wait so the two overlap.
+func (c *Cluster) startPalisadeProcesses(cfg *Config) error {
 	if !cfg.NoAgents {
 		cfg.Log("starting agents (backend %s)", cfg.Backend)
 		if err := c.startAPIProxy(); err != nil {
-			return c, err
+			return err
 		}
 		for _, n := range c.State.Nodes {
 			if err := c.startAgent(n); err != nil {
-				return c, err
+				return err
 			}
 		}
 	}
 	if !cfg.NoController {
 		cfg.Log("starting the controller")
 		if err := c.startController(); err != nil {
-			return c, err
+			return err
 		}
 	}
 	if !cfg.NoAgents {
-		if err := c.WaitAgentsReady(60 * time.Second); err != nil {
-			return c, err
-		}
+		return c.WaitAgentsReady(60 * time.Second)
 	}
-	cfg.Log("cluster up after %s", time.Since(start).Round(100*time.Millisecond))
-	return c, nil
+	return nil
 }
 
 // Down removes everything the cluster in dir made: processes, network

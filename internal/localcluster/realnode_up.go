@@ -46,96 +46,20 @@ func UpRealNodes(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	}); err != nil {
 		return nil, err
 	}
-	defer func() {
-		if err != nil {
-			if derr := c.Down(); derr != nil {
-				err = errors.Join(err, fmt.Errorf("clean up after failed up: %w", derr))
-			}
-			c = nil
-		}
-	}()
+	defer downOnError(&c, &err)
 
 	start := time.Now()
 	cfg.Log("creating %d nodes", cfg.Nodes)
-	if err := c.createFabric(); err != nil {
+	if err := c.createNodes(cfg.Nodes, true); err != nil {
 		return c, err
 	}
-	if err := c.createHostLink(); err != nil {
-		return c, err
-	}
-	for i := 1; i <= cfg.Nodes; i++ {
-		n, err := c.createNode(i, cfg.Nodes)
-		if err != nil {
-			return c, err
-		}
-		c.State.Nodes = append(c.State.Nodes, n)
-		if err := c.linkNodeToHost(n); err != nil {
-			return c, err
-		}
-	}
-	if err := c.saveState(); err != nil {
-		return c, err
-	}
-	cfg.Log("starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler")
-	p, err := generatePKI(filepath.Join(cfg.Dir, "pki"))
+	archives, err := c.startRealNodesControlPlane(ctx, &cfg, bins, start)
 	if err != nil {
 		return c, err
 	}
-	if err := c.startEtcd(cfg.AssetsDir); err != nil {
-		return c, err
-	}
-	if err := c.startAPIServer(cfg.AssetsDir, p, hostIP.String(), realNodesAPIServerArgs(p)); err != nil {
-		return c, err
-	}
-	// The images build while the API server starts.
-	var archives []string
-	imagesBuilt := make(chan error, 1)
-	go func() {
-		var err error
-		archives, err = c.buildNodeImages(bins, cfg.AssetsDir)
-		imagesBuilt <- err
-	}()
-	if err := c.waitAPIServer(ctx); err != nil {
-		<-imagesBuilt
-		return c, err
-	}
-	cfg.Log("kube-apiserver ready after %s", time.Since(start).Round(100*time.Millisecond))
-	if err := c.startControllerManager(bins, p); err != nil {
-		return c, err
-	}
-	if err := c.startScheduler(bins); err != nil {
-		return c, err
-	}
-	if err := <-imagesBuilt; err != nil {
-		return c, fmt.Errorf("build images: %w", err)
-	}
 	cfg.Log("starting containerd, kubelet and kube-proxy on each node")
-	if err := c.recordHostPathsShadowed(); err != nil {
+	if err := c.startRealNodes(ctx, &cfg, bins, archives); err != nil {
 		return c, err
-	}
-	if err := c.saveKernelTunables(); err != nil {
-		return c, err
-	}
-	for _, n := range c.State.Nodes {
-		if err := c.startRealNode(n, bins); err != nil {
-			return c, err
-		}
-	}
-	for _, n := range c.State.Nodes {
-		if err := waitFor(30*time.Second, "containerd on "+n.Name, func() error {
-			if !c.processRunning(n.Name) {
-				return c.exited(n.Name)
-			}
-			_, err := os.Stat(c.containerdSocket(n))
-			return err
-		}); err != nil {
-			return c, err
-		}
-		t := time.Now()
-		if err := c.importImages(ctx, n, bins["ctr"], archives); err != nil {
-			return c, err
-		}
-		cfg.Log("images loaded into %s in %s", n.Name, time.Since(t).Round(100*time.Millisecond))
 	}
 	if err := c.deployCoreDNS(ctx); err != nil {
 		return c, err
@@ -153,6 +77,72 @@ func UpRealNodes(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	}
 	cfg.Log("cluster up after %s", time.Since(start).Round(100*time.Millisecond))
 	return c, nil
+}
+
+// startRealNodesControlPlane starts etcd, kube-apiserver,
+// kube-controller-manager and kube-scheduler, and returns the node image
+// archives, which build while the API server starts.
+func (c *Cluster) startRealNodesControlPlane(ctx context.Context, cfg *Config, bins map[string]string, start time.Time) ([]string, error) {
+	cfg.Log("starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler")
+	p, err := c.startEtcdAndAPIServer(cfg, hostIP.String(), realNodesAPIServerArgs)
+	if err != nil {
+		return nil, err
+	}
+	var archives []string
+	imagesBuilt := make(chan error, 1)
+	go func() {
+		var err error
+		archives, err = c.buildNodeImages(bins, cfg.AssetsDir)
+		imagesBuilt <- err
+	}()
+	if err := c.waitAPIServer(ctx); err != nil {
+		<-imagesBuilt
+		return nil, err
+	}
+	cfg.Log("kube-apiserver ready after %s", time.Since(start).Round(100*time.Millisecond))
+	if err := c.startControllerManager(bins, p); err != nil {
+		return nil, err
+	}
+	if err := c.startScheduler(bins); err != nil {
+		return nil, err
+	}
+	if err := <-imagesBuilt; err != nil {
+		return nil, fmt.Errorf("build images: %w", err)
+	}
+	return archives, nil
+}
+
+// startRealNodes starts each node's containerd, kubelet and kube-proxy and
+// loads the image archives into each containerd once its socket is up.
+func (c *Cluster) startRealNodes(ctx context.Context, cfg *Config, bins map[string]string, archives []string) error {
+	if err := c.recordHostPathsShadowed(); err != nil {
+		return err
+	}
+	if err := c.saveKernelTunables(); err != nil {
+		return err
+	}
+	for _, n := range c.State.Nodes {
+		if err := c.startRealNode(n, bins); err != nil {
+			return err
+		}
+	}
+	for _, n := range c.State.Nodes {
+		if err := waitFor(30*time.Second, "containerd on "+n.Name, func() error {
+			if !c.processRunning(n.Name) {
+				return c.exited(n.Name)
+			}
+			_, err := os.Stat(c.containerdSocket(n))
+			return err
+		}); err != nil {
+			return err
+		}
+		t := time.Now()
+		if err := c.importImages(ctx, n, bins["ctr"], archives); err != nil {
+			return err
+		}
+		cfg.Log("images loaded into %s in %s", n.Name, time.Since(t).Round(100*time.Millisecond))
+	}
+	return nil
 }
 
 // createHostLink gives the host an address on the fabric (hostIP), where
