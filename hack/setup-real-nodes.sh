@@ -25,6 +25,8 @@ ASSETS="$CACHE_ROOT/$K8S_VERSION"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 log() { echo "setup-real-nodes: $*" >&2; }
+# shellcheck source=lib/k8s-wrapper-module.sh
+. "$HERE/lib/k8s-wrapper-module.sh"
 
 "$HERE/setup-test-env.sh" >/dev/null
 
@@ -37,27 +39,14 @@ mkdir -p "$ASSETS"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-# wrapper_module writes a module in $1 that requires k8s.io/kubernetes with
-# every staging module pinned to its published release (k8s.io/kubernetes
-# replaces them with local paths, which a dependent module cannot follow).
+# wrapper_module writes the module the real-node binaries (and, with
+# --conformance, the upstream NetworkPolicy e2e suite) build in, in $1.
 wrapper_module() {
-	local dir="$1" staging_ver="v0.${K8S_VERSION#v1.}" modfile
+	local dir="$1"
 	mkdir -p "$dir"
 	cp "$HERE/tools/real-nodes/tools.go" "$dir/"
 	if $conformance; then mkdir -p "$dir/netpol" && cp "$HERE/tools/netpol-e2e/netpol_e2e_test.go" "$dir/netpol/"; fi
-	cat > "$dir/go.mod" <<MOD
-module palisade.local/real-nodes-build
-
-go 1.26
-
-require k8s.io/kubernetes $K8S_VERSION
-MOD
-	modfile="$(go env GOMODCACHE)/cache/download/k8s.io/kubernetes/@v/$K8S_VERSION.mod"
-	[ -f "$modfile" ] || go mod download -json "k8s.io/kubernetes@$K8S_VERSION" >/dev/null
-	grep -E '^\s*k8s.io/[a-z0-9-]+ => \./staging' "$modfile" | awk '{print $1}' | sort -u | while read -r m; do
-		echo "replace $m => $m $staging_ver" >> "$dir/go.mod"
-	done
-	(cd "$dir" && GOFLAGS=-mod=mod go mod tidy >&2)
+	k8s_wrapper_module "$dir" palisade.local/real-nodes-build
 }
 
 k8s_bins=(kubelet kube-scheduler kube-controller-manager kube-proxy agnhost)
