@@ -17,16 +17,12 @@ set -euo pipefail
 conformance=false
 [ "${1:-}" = "--conformance" ] && conformance=true
 
-K8S_VERSION="${K8S_VERSION:-v1.37.2}"
-# The CoreDNS release kubeadm of $K8S_VERSION installs (constants.CoreDNSVersion).
-COREDNS_VERSION="${COREDNS_VERSION:-v1.14.6}"
-CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/palisade/k8s"
-ASSETS="$CACHE_ROOT/$K8S_VERSION"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-
-log() { echo "setup-real-nodes: $*" >&2; }
 # shellcheck source=lib/k8s-wrapper-module.sh
 . "$HERE/lib/k8s-wrapper-module.sh"
+# The CoreDNS release kubeadm of $K8S_VERSION installs (constants.CoreDNSVersion).
+COREDNS_VERSION="${COREDNS_VERSION:-v1.14.6}"
+log() { echo "setup-real-nodes: $*" >&2; }
 
 "$HERE/setup-test-env.sh" >/dev/null
 

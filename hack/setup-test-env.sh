@@ -7,14 +7,10 @@
 # Prints the assets directory (for KUBEBUILDER_ASSETS) on its last line.
 set -euo pipefail
 
-K8S_VERSION="${K8S_VERSION:-v1.37.2}"
-CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/palisade/k8s"
-ASSETS="$CACHE_ROOT/$K8S_VERSION"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-
-log() { echo "setup-test-env: $*" >&2; }
 # shellcheck source=lib/k8s-wrapper-module.sh
 . "$HERE/lib/k8s-wrapper-module.sh"
+log() { echo "setup-test-env: $*" >&2; }
 
 "$HERE/install-packages.sh" etcd:etcd-server nft:nftables iptables:iptables conntrack:conntrack \
 	ip:iproute2 kubectl:kubernetes-client

@@ -1,5 +1,10 @@
 # Sourced by hack/setup-test-env.sh and hack/setup-real-nodes.sh, which build
-# Kubernetes binaries from the k8s.io/kubernetes Go module.
+# Kubernetes binaries from the k8s.io/kubernetes Go module into one cache
+# directory per Kubernetes version, ASSETS.
+
+K8S_VERSION="${K8S_VERSION:-v1.37.2}"
+CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/palisade/k8s"
+ASSETS="$CACHE_ROOT/$K8S_VERSION"
 
 # k8s_wrapper_module DIR MODULE writes DIR/go.mod for a throwaway module
 # MODULE that requires k8s.io/kubernetes $K8S_VERSION, and tidies it. It pins
