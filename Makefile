@@ -94,6 +94,22 @@ test-fuzz: ## Run each fuzz target for 10 s.
 test-e2e: build ## End-to-end tests on the local cluster (root).
 	KUBEBUILDER_ASSETS="$$(hack/setup-test-env.sh)" go run ./hack/test-summary go test $(GOTEST_FLAGS) -json -p 1 -timeout 25m -tags e2e ./e2e/...
 
+.PHONY: setup-real-nodes
+setup-real-nodes: setup-test-env ## Install containerd, runc and CNI plugins; build kubelet, kube-proxy, kube-scheduler, kube-controller-manager, CoreDNS, pause and agnhost (cached).
+	hack/setup-real-nodes.sh
+
+.PHONY: up-real-nodes
+up-real-nodes: setup-real-nodes build ## A local cluster on real nodes (containerd + kubelet + kube-proxy per node), Palisade deployed from config/default as images; make demo-down removes it.
+	bin/local-cluster up --real-nodes
+
+.PHONY: test-e2e-real-nodes
+test-e2e-real-nodes: setup-real-nodes build ## Palisade as images enforces NetworkPolicy between real pods on two nodes, both backends (root, ~2 min).
+	KUBEBUILDER_ASSETS="$$(hack/setup-test-env.sh)" go run ./hack/test-summary go test $(GOTEST_FLAGS) -json -p 1 -timeout 20m -tags e2e,realnodes -run TestRealNodes ./e2e/
+
+.PHONY: test-conformance
+test-conformance: setup-test-env ## Upstream Kubernetes NetworkPolicy e2e specs (Netpol) on real nodes, nftables and iptables (root, ~21 min); see docs/conformance.md.
+	hack/test-conformance.sh
+
 .PHONY: test-reliability
 test-reliability: ## Fault and load scenarios on the local cluster (root, ~25 min; RELIABILITY_QUICK=1 for ~8); rewrites docs/reliability.md.
 	hack/reliability.sh

@@ -15,6 +15,9 @@ func demo(ctx context.Context, args []string) error {
 	start := time.Now()
 	c, err := localcluster.Load(stateDir())
 	if err == nil {
+		if c.State.RealNodes {
+			return fmt.Errorf("the cluster in %s has real nodes; the demo runs on simulated ones (make demo-down first)", stateDir())
+		}
 		if herr := c.Healthy(ctx); herr != nil {
 			return fmt.Errorf("%w; remove the stale cluster with make demo-down", herr)
 		}

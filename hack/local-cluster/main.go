@@ -1,7 +1,7 @@
 // Command local-cluster runs a Kubernetes cluster made of a real API server
 // and network namespaces on this machine (root needed). See README.md here.
 //
-//	local-cluster up [--nodes N] [--layout netpol] [--backend nftables|iptables]
+//	local-cluster up [--nodes N] [--layout netpol] [--backend nftables|iptables] [--real-nodes]
 //	local-cluster status
 //	local-cluster pod create NS/NAME [--node node-1] [--label k=v]... [--port name:80/TCP]...
 //	local-cluster pod delete NS/NAME
@@ -63,7 +63,7 @@ func main() {
 
 func usage() {
 	fmt.Fprint(os.Stderr, `usage: local-cluster <command>
-  up [--nodes N] [--layout netpol] [--backend nftables|iptables]
+  up [--nodes N] [--layout netpol] [--backend nftables|iptables] [--real-nodes]
   status
   pod create NS/NAME [--node node-1] [--label k=v]... [--port [name:]80[/TCP]]...
   pod delete NS/NAME
@@ -90,6 +90,7 @@ type upOptions struct {
 	nodes                  int
 	layout, backend        string
 	noAgents, noController bool
+	realNodes              bool
 }
 
 func parseUp(args []string) upOptions {
@@ -100,6 +101,7 @@ func parseUp(args []string) upOptions {
 	fs.StringVar(&o.backend, "backend", "nftables", "agent backend: nftables or iptables")
 	fs.BoolVar(&o.noAgents, "no-agents", false, "do not run agents (harness development)")
 	fs.BoolVar(&o.noController, "no-controller", false, "do not run the controller (harness development)")
+	fs.BoolVar(&o.realNodes, "real-nodes", false, "run kubelet, containerd and kube-proxy per node and Palisade as images (hack/setup-real-nodes.sh first)")
 	_ = fs.Parse(args)
 	return o
 }
@@ -109,9 +111,16 @@ func up(ctx context.Context, args []string) error {
 	if o.layout != "" && o.layout != "netpol" {
 		return fmt.Errorf("unknown layout %q (want netpol)", o.layout)
 	}
+	if o.realNodes && o.layout != "" {
+		return fmt.Errorf("--layout is for simulated nodes")
+	}
 	c, err := bringUp(ctx, o)
 	if err != nil {
 		return err
+	}
+	if o.realNodes {
+		printRealNodesUsage(c)
+		return nil
 	}
 	if o.layout == "netpol" {
 		logf("deploying the netpol layout (x, y, z × a, b, c)")
@@ -126,9 +135,9 @@ func up(ctx context.Context, args []string) error {
 	return nil
 }
 
-func bringUp(ctx context.Context, o upOptions) (*localcluster.Cluster, error) {
+func clusterConfig(o upOptions) localcluster.Config {
 	root := repoRoot()
-	c, err := localcluster.Up(ctx, localcluster.Config{
+	return localcluster.Config{
 		Dir:          stateDir(),
 		Prefix:       "palisade",
 		Nodes:        o.nodes,
@@ -136,10 +145,19 @@ func bringUp(ctx context.Context, o upOptions) (*localcluster.Cluster, error) {
 		BinDir:       filepath.Join(root, "bin"),
 		AssetsDir:    kubeassets.Dir(),
 		CRDDir:       filepath.Join(root, "config", "crd", "bases"),
+		ConfigDir:    filepath.Join(root, "config"),
 		NoAgents:     o.noAgents,
 		NoController: o.noController,
 		Log:          logf,
-	})
+	}
+}
+
+func bringUp(ctx context.Context, o upOptions) (*localcluster.Cluster, error) {
+	if o.realNodes {
+		// Real nodes run Palisade (and CoreDNS) as pods.
+		return localcluster.UpRealNodes(ctx, clusterConfig(o))
+	}
+	c, err := localcluster.Up(ctx, clusterConfig(o))
 	if err != nil {
 		return nil, err
 	}

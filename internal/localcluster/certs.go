@@ -48,77 +48,101 @@ func generatePKI(dir string) (*pki, error) {
 		SAPub:       filepath.Join(dir, "sa.pub"),
 		SAKey:       filepath.Join(dir, "sa.key"),
 	}
-	now := time.Now().Add(-time.Hour)
-	// The CA key signs the certificates below and is then forgotten: nothing
-	// issues certificates later.
-	caKey, _, err := newKey()
+	ca, err := newLocalCA(p.CACert, time.Now().Add(-time.Hour))
 	if err != nil {
 		return nil, err
 	}
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "palisade-local-cluster-ca"},
-		NotBefore:             now,
-		NotAfter:              now.Add(10 * 365 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return nil, fmt.Errorf("create ca: %w", err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	if err := writePEM(p.CACert, "CERTIFICATE", caDER); err != nil {
-		return nil, err
-	}
-
-	issue := func(serial int64, tmpl *x509.Certificate, certPath, keyPath string) error {
-		k, kder, err := newKey()
-		if err != nil {
-			return err
-		}
-		tmpl.SerialNumber = big.NewInt(serial)
-		tmpl.NotBefore, tmpl.NotAfter = now, now.Add(10*365*24*time.Hour)
-		tmpl.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
-		if err != nil {
-			return fmt.Errorf("issue %s: %w", tmpl.Subject.CommonName, err)
-		}
-		if err := writePEM(certPath, "CERTIFICATE", der); err != nil {
-			return err
-		}
-		return writePEM(keyPath, "EC PRIVATE KEY", kder)
-	}
-	if err := issue(2, &x509.Certificate{
+	if err := ca.issue(2, &x509.Certificate{
 		Subject:     pkix.Name{CommonName: "kube-apiserver"},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		DNSNames:    []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.96.0.1")},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.96.0.1"), hostIP.AsSlice()},
 	}, p.ServingCert, p.ServingKey); err != nil {
 		return nil, err
 	}
 	// system:masters: the harness, the controller and the agents act as
 	// cluster admins in the local cluster; RBAC is exercised by envtest tests.
-	if err := issue(3, &x509.Certificate{
+	if err := ca.issue(3, &x509.Certificate{
 		Subject:     pkix.Name{CommonName: "palisade-admin", Organization: []string{"system:masters"}},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}, p.AdminCert, p.AdminKey); err != nil {
 		return nil, err
 	}
-	saKey, saDER, err := newKey()
-	if err != nil {
-		return nil, err
-	}
-	if err := writePEM(p.SAKey, "EC PRIVATE KEY", saDER); err != nil {
-		return nil, err
-	}
-	pubDER, err := x509.MarshalPKIXPublicKey(&saKey.PublicKey)
-	if err != nil {
-		return nil, err
-	}
-	if err := writePEM(p.SAPub, "PUBLIC KEY", pubDER); err != nil {
+	if err := writeServiceAccountKeys(p.SAKey, p.SAPub); err != nil {
 		return nil, err
 	}
 	return p, nil
+}
+
+// localCA is the cluster's certificate authority while generatePKI runs. Its
+// key signs the certificates and is then forgotten: nothing issues
+// certificates later.
+type localCA struct {
+	cert      *x509.Certificate
+	key       *ecdsa.PrivateKey
+	notBefore time.Time // of every certificate, an hour back to absorb clock skew
+}
+
+// newLocalCA makes a self-signed CA valid for ten years from notBefore and
+// writes its certificate to certPath.
+func newLocalCA(certPath string, notBefore time.Time) (*localCA, error) {
+	key, _, err := newKey()
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "palisade-local-cluster-ca"},
+		NotBefore:             notBefore,
+		NotAfter:              notBefore.Add(10 * 365 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, fmt.Errorf("create ca: %w", err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	if err := writePEM(certPath, "CERTIFICATE", der); err != nil {
+		return nil, err
+	}
+	return &localCA{cert: cert, key: key, notBefore: notBefore}, nil
+}
+
+// issue signs tmpl (completed with serial, validity and key usage) for a
+// new key, and writes the certificate and the key.
+func (ca *localCA) issue(serial int64, tmpl *x509.Certificate, certPath, keyPath string) error {
+	k, kder, err := newKey()
+	if err != nil {
+		return err
+	}
+	tmpl.SerialNumber = big.NewInt(serial)
+	tmpl.NotBefore, tmpl.NotAfter = ca.notBefore, ca.notBefore.Add(10*365*24*time.Hour)
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &k.PublicKey, ca.key)
+	if err != nil {
+		return fmt.Errorf("issue %s: %w", tmpl.Subject.CommonName, err)
+	}
+	if err := writePEM(certPath, "CERTIFICATE", der); err != nil {
+		return err
+	}
+	return writePEM(keyPath, "EC PRIVATE KEY", kder)
+}
+
+// writeServiceAccountKeys writes the key pair the API server signs (private)
+// and verifies (public) service account tokens with.
+func writeServiceAccountKeys(keyPath, pubPath string) error {
+	saKey, saDER, err := newKey()
+	if err != nil {
+		return err
+	}
+	if err := writePEM(keyPath, "EC PRIVATE KEY", saDER); err != nil {
+		return err
+	}
+	pubDER, err := x509.MarshalPKIXPublicKey(&saKey.PublicKey)
+	if err != nil {
+		return err
+	}
+	return writePEM(pubPath, "PUBLIC KEY", pubDER)
 }

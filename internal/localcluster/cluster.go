@@ -52,6 +52,9 @@ type Config struct {
 	AssetsDir string
 	// CRDDir holds the CRDs to install.
 	CRDDir string
+	// ConfigDir is the kustomize tree real nodes deploy Palisade from
+	// (ConfigDir/default).
+	ConfigDir string
 	// NoAgents and NoController leave those out (for working on the harness
 	// itself before they exist).
 	NoAgents, NoController bool
@@ -74,6 +77,8 @@ type State struct {
 	NoController       bool        `json:"noController,omitempty"`
 	Layout             string      `json:"layout,omitempty"`
 	AgentHealthAddress string      `json:"agentHealthAddress"`
+	// RealNodes: kubelet, containerd and kube-proxy run per node (realnode.go).
+	RealNodes bool `json:"realNodes,omitempty"`
 }
 
 // NodeState is one node.

@@ -59,14 +59,25 @@ func (c *Cluster) startEtcd(assets string) error {
 	})
 }
 
-func (c *Cluster) startAPIServer(assets string, p *pki) error {
-	args := []string{filepath.Join(assets, "kube-apiserver"),
-		"--etcd-servers=http://127.0.0.1:" + strconv.Itoa(c.State.EtcdPort),
+// simulatedNodesAPIServerArgs serve the API on the host's loopback only:
+// agents reach it through the API proxy.
+func simulatedNodesAPIServerArgs(*pki) []string {
+	return []string{
 		"--bind-address=127.0.0.1",
-		"--secure-port=" + strconv.Itoa(c.State.APIPort),
 		// A loopback advertise address needs the endpoint reconciler off.
 		"--advertise-address=127.0.0.1",
 		"--endpoint-reconciler-type=none",
+		// No kube-controller-manager creates the default ServiceAccount.
+		"--disable-admission-plugins=ServiceAccount",
+	}
+}
+
+// startAPIServer starts kube-apiserver listening on host with the
+// mode-specific modeArgs, and writes the admin kubeconfig for host.
+func (c *Cluster) startAPIServer(assets string, p *pki, host string, modeArgs []string) error {
+	args := []string{filepath.Join(assets, "kube-apiserver"),
+		"--etcd-servers=http://127.0.0.1:" + strconv.Itoa(c.State.EtcdPort),
+		"--secure-port=" + strconv.Itoa(c.State.APIPort),
 		"--tls-cert-file=" + p.ServingCert,
 		"--tls-private-key-file=" + p.ServingKey,
 		"--client-ca-file=" + p.CACert,
@@ -75,21 +86,19 @@ func (c *Cluster) startAPIServer(assets string, p *pki) error {
 		"--service-account-signing-key-file=" + p.SAKey,
 		"--service-cluster-ip-range=10.96.0.0/16",
 		"--authorization-mode=RBAC",
-		// No kube-controller-manager creates the default ServiceAccount.
-		"--disable-admission-plugins=ServiceAccount",
 		"--allow-privileged=true",
 		"--cert-dir=" + filepath.Join(c.Dir, "pki"),
 		"--profiling=false",
 	}
 	// For diagnosis, e.g. PALISADE_APISERVER_EXTRA_ARGS=--profiling=true.
-	args = append(args, strings.Fields(os.Getenv("PALISADE_APISERVER_EXTRA_ARGS"))...)
+	args = append(append(args, modeArgs...), strings.Fields(os.Getenv("PALISADE_APISERVER_EXTRA_ARGS"))...)
 	if _, err := c.startProcess("kube-apiserver", "", args...); err != nil {
 		return err
 	}
-	return c.writeKubeconfig(p)
+	return c.writeKubeconfig(p, host)
 }
 
-func (c *Cluster) writeKubeconfig(p *pki) error {
+func (c *Cluster) writeKubeconfig(p *pki, host string) error {
 	ca, err := os.ReadFile(p.CACert)
 	if err != nil {
 		return err
@@ -104,7 +113,7 @@ func (c *Cluster) writeKubeconfig(p *pki) error {
 	}
 	cfg := clientcmdapi.NewConfig()
 	cfg.Clusters["palisade-local"] = &clientcmdapi.Cluster{
-		Server:                   "https://127.0.0.1:" + strconv.Itoa(c.State.APIPort),
+		Server:                   "https://" + net.JoinHostPort(host, strconv.Itoa(c.State.APIPort)),
 		CertificateAuthorityData: ca,
 	}
 	cfg.AuthInfos["palisade-admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: crt, ClientKeyData: key}

@@ -68,13 +68,56 @@ func RunDemo(ctx context.Context, c *Cluster, repoRoot string, w io.Writer) ([]D
 	say := func(format string, args ...any) { _, _ = fmt.Fprintf(w, "==> "+format+"\n", args...) }
 
 	say("creating the shop: namespaces shop (zero trust) and monitoring, Deployments, Services, pods")
-	if err := applyFile(ctx, c, filepath.Join(samples, "namespaces.yaml")); err != nil {
+	pods, err := createShop(ctx, c, repoRoot)
+	if err != nil {
+		return nil, err
+	}
+	say("applying the sample intents from config/samples")
+	if err := applySampleIntents(ctx, c, samples); err != nil {
+		return nil, err
+	}
+	say("making calls until enforcement settles (declared calls and one undeclared)")
+	calls := demoCalls()
+	if err := callUntilSettled(pods, calls, 60*time.Second); err != nil {
+		return nil, err
+	}
+
+	say("waiting for the agents' flow reports to reach the intents' status (observed and undeclared callers)")
+	// Repeat the undeclared call while waiting: the kernel logs drops at a
+	// bounded rate, and one call may fall outside it.
+	poke := func() {
+		for _, call := range calls {
+			if !call.Declared {
+				_ = ProbeOnce(pods[call.From], pods[call.To], call.Port, 100*time.Millisecond)
+			}
+		}
+	}
+	observedErr := waitUndeclared(ctx, c, "shop", "orders", "coupon-bot", poke, 45*time.Second)
+
+	if err := printDemoState(ctx, c, w, say); err != nil {
+		return calls, err
+	}
+	fmt.Fprintln(w)
+	say("calls")
+	if wrong := printDemoCalls(w, calls); wrong > 0 {
+		return calls, fmt.Errorf("%d calls did not behave as declared; agent logs are in %s", wrong, filepath.Join(c.Dir, "logs"))
+	}
+	if observedErr != nil {
+		return calls, fmt.Errorf("the undeclared call did not show on the intent's status: %w", observedErr)
+	}
+	return calls, nil
+}
+
+// createShop applies the demo's namespaces and workloads and creates the
+// demo pods, and returns them by namespace/name. A second run on the same
+// cluster reuses the pods it finds.
+func createShop(ctx context.Context, c *Cluster, repoRoot string) (map[string]*Pod, error) {
+	if err := applyFile(ctx, c, filepath.Join(repoRoot, "config", "samples", "namespaces.yaml")); err != nil {
 		return nil, err
 	}
 	if err := applyFile(ctx, c, filepath.Join(repoRoot, "hack", "demo", "shop.yaml")); err != nil {
 		return nil, err
 	}
-	// A second run on the same cluster reuses the pods it finds.
 	pods := map[string]*Pod{}
 	existing, err := c.Pods(ctx)
 	if err != nil {
@@ -90,6 +133,8 @@ func RunDemo(ctx context.Context, c *Cluster, repoRoot string, w io.Writer) ([]D
 			results[i] = p
 			continue
 		}
+		// A cluster with fewer nodes than the demo names puts the rest on
+		// the first node.
 		if _, ok := c.Node(spec.Node); !ok {
 			spec.Node = c.State.Nodes[0].Name
 		}
@@ -105,49 +150,50 @@ func RunDemo(ctx context.Context, c *Cluster, repoRoot string, w io.Writer) ([]D
 	for _, p := range results {
 		pods[p.Key()] = p
 	}
+	return pods, nil
+}
 
-	say("applying the sample intents from config/samples")
+// applySampleIntents applies config/samples but its kustomization and the
+// namespaces (createShop applied those).
+func applySampleIntents(ctx context.Context, c *Cluster, samples string) error {
 	files, _ := filepath.Glob(filepath.Join(samples, "*.yaml"))
 	for _, f := range files {
 		if base := filepath.Base(f); base == "kustomization.yaml" || base == "namespaces.yaml" {
 			continue
 		}
 		if err := applyFile(ctx, c, f); err != nil {
-			return nil, err
+			return err
 		}
 	}
+	return nil
+}
 
-	say("making calls until enforcement settles (declared calls and one undeclared)")
-	calls := demoCalls()
-	deadline := time.Now().Add(60 * time.Second)
+// callUntilSettled makes every call, recording in each whether it got
+// through, until each behaves as declared or the timeout passes: policies
+// reach the agents asynchronously. The calls as last made are the demo's
+// result either way.
+func callUntilSettled(pods map[string]*Pod, calls []DemoCall, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
 	for {
 		settled := true
 		for i := range calls {
 			from, to := pods[calls[i].From], pods[calls[i].To]
 			if from == nil || to == nil {
-				return nil, fmt.Errorf("demo pod %s or %s is missing", calls[i].From, calls[i].To)
+				return fmt.Errorf("demo pod %s or %s is missing", calls[i].From, calls[i].To)
 			}
 			calls[i].OK = ProbeOnce(from, to, calls[i].Port, 700*time.Millisecond) == nil
 			settled = settled && calls[i].OK == calls[i].Declared
 		}
 		if settled || time.Now().After(deadline) {
-			break
+			return nil
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
+}
 
-	say("waiting for the agents' flow reports to reach the intents' status (observed and undeclared callers)")
-	// Repeat the undeclared call while waiting: the kernel logs drops at a
-	// bounded rate, and one call may fall outside it.
-	poke := func() {
-		for _, call := range calls {
-			if !call.Declared {
-				_ = ProbeOnce(pods[call.From], pods[call.To], call.Port, 100*time.Millisecond)
-			}
-		}
-	}
-	observedErr := waitUndeclared(ctx, c, "shop", "orders", "coupon-bot", poke, 45*time.Second)
-
+// printDemoState prints what Palisade made of the intents: their status
+// and the NetworkPolicies it generated.
+func printDemoState(ctx context.Context, c *Cluster, w io.Writer, say func(string, ...any)) error {
 	fmt.Fprintln(w)
 	say("kubectl get serviceintents -A -o wide")
 	c.kubectl(w, "get", "serviceintents", "-A", "-o", "wide")
@@ -156,14 +202,14 @@ func RunDemo(ctx context.Context, c *Cluster, repoRoot string, w io.Writer) ([]D
 	c.kubectl(w, "describe", "serviceintent", "-n", "shop", "orders")
 	fmt.Fprintln(w)
 	say("the NetworkPolicies Palisade generated")
-	if err := printPolicies(ctx, c.Client, w); err != nil {
-		return calls, err
-	}
-	fmt.Fprintln(w)
-	say("calls")
+	return printPolicies(ctx, c.Client, w)
+}
+
+// printDemoCalls prints the calls as a table and returns how many did not
+// behave as declared.
+func printDemoCalls(w io.Writer, calls []DemoCall) (wrong int) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "FROM\tTO\tPORT\tRESULT\tWHY")
-	wrong := 0
 	for _, call := range calls {
 		res := "ALLOWED"
 		if !call.OK {
@@ -176,13 +222,7 @@ func RunDemo(ctx context.Context, c *Cluster, repoRoot string, w io.Writer) ([]D
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", call.From, call.To, call.Port, res, call.Why)
 	}
 	_ = tw.Flush()
-	if wrong > 0 {
-		return calls, fmt.Errorf("%d calls did not behave as declared; agent logs are in %s", wrong, filepath.Join(c.Dir, "logs"))
-	}
-	if observedErr != nil {
-		return calls, fmt.Errorf("the undeclared call did not show on the intent's status: %w", observedErr)
-	}
-	return calls, nil
+	return wrong
 }
 
 // waitUndeclared waits until the intent lists the workload as an undeclared

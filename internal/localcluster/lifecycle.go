@@ -14,80 +14,30 @@ import (
 // Up brings a local cluster up: control plane, CRDs, nodes, API proxy,
 // agents, controller. On error it tears down what it made.
 func Up(ctx context.Context, cfg Config) (c *Cluster, err error) {
-	if os.Geteuid() != 0 {
-		return nil, errNotRoot
-	}
-	if cfg.Nodes < 1 || cfg.Nodes > 9 {
-		return nil, fmt.Errorf("nodes must be 1-9, got %d", cfg.Nodes)
-	}
-	if cfg.Prefix == "" || cfg.Dir == "" {
-		return nil, errors.New("prefix and dir are required")
-	}
-	if cfg.Backend == "" {
-		cfg.Backend = "nftables"
-	}
-	if cfg.Log == nil {
-		cfg.Log = func(string, ...any) {}
-	}
 	for _, b := range []string{"kube-apiserver", "etcd"} {
 		if _, err := os.Stat(filepath.Join(cfg.AssetsDir, b)); err != nil {
 			return nil, fmt.Errorf("no %s in %s: run hack/setup-test-env.sh (make demo and make test do): %w", b, cfg.AssetsDir, err)
 		}
 	}
-	c = &Cluster{Dir: cfg.Dir, log: cfg.Log}
-	if _, statErr := os.Stat(c.statePath()); statErr == nil {
-		return nil, fmt.Errorf("a local cluster already exists in %s: run down first", cfg.Dir)
-	}
-	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
-		return nil, err
-	}
-	c.State = State{
+	if c, err = newCluster(&cfg, State{
 		Prefix: cfg.Prefix, Backend: cfg.Backend, BinDir: cfg.BinDir,
 		NoAgents: cfg.NoAgents, NoController: cfg.NoController,
 		AgentHealthAddress: agentHealthAddr,
-	}
-	for _, p := range []*int{&c.State.APIPort, &c.State.EtcdPort, &c.State.EtcdPeerPort, &c.State.ControllerHealth, &c.State.ControllerMetrics} {
-		if *p, err = freePort(); err != nil {
-			return nil, err
-		}
-	}
-	if err := c.saveState(); err != nil {
+	}, func(st *State) []*int {
+		return []*int{&st.APIPort, &st.EtcdPort, &st.EtcdPeerPort, &st.ControllerHealth, &st.ControllerMetrics}
+	}); err != nil {
 		return nil, err
 	}
-	defer func() {
-		if err != nil {
-			if derr := c.Down(); derr != nil {
-				err = errors.Join(err, fmt.Errorf("clean up after failed up: %w", derr))
-			}
-			c = nil
-		}
-	}()
+	defer downOnError(&c, &err)
 
 	start := time.Now()
 	cfg.Log("starting etcd and kube-apiserver")
-	p, err := generatePKI(filepath.Join(cfg.Dir, "pki"))
-	if err != nil {
-		return c, err
-	}
-	if err := c.startEtcd(cfg.AssetsDir); err != nil {
-		return c, err
-	}
-	if err := c.startAPIServer(cfg.AssetsDir, p); err != nil {
+	if _, err := c.startEtcdAndAPIServer(&cfg, "127.0.0.1", simulatedNodesAPIServerArgs); err != nil {
 		return c, err
 	}
 	// Build the network while the API server starts.
 	cfg.Log("creating %d nodes", cfg.Nodes)
-	if err := c.createFabric(); err != nil {
-		return c, err
-	}
-	for i := 1; i <= cfg.Nodes; i++ {
-		n, err := c.createNode(i, cfg.Nodes)
-		if err != nil {
-			return c, err
-		}
-		c.State.Nodes = append(c.State.Nodes, n)
-	}
-	if err := c.saveState(); err != nil {
+	if err := c.createNodes(cfg.Nodes, false); err != nil {
 		return c, err
 	}
 	if err := c.waitAPIServer(ctx); err != nil {
@@ -102,30 +52,38 @@ func Up(ctx context.Context, cfg Config) (c *Cluster, err error) {
 			return c, err
 		}
 	}
+	if err := c.startPalisadeProcesses(&cfg); err != nil {
+		return c, err
+	}
+	cfg.Log("cluster up after %s", time.Since(start).Round(100*time.Millisecond))
+	return c, nil
+}
+
+// startPalisadeProcesses starts, unless cfg turns them off, the API proxy
+// and an agent per node, then the controller, and waits for the agents to
+// be ready: the controller starts before that wait so the two overlap.
+func (c *Cluster) startPalisadeProcesses(cfg *Config) error {
 	if !cfg.NoAgents {
 		cfg.Log("starting agents (backend %s)", cfg.Backend)
 		if err := c.startAPIProxy(); err != nil {
-			return c, err
+			return err
 		}
 		for _, n := range c.State.Nodes {
 			if err := c.startAgent(n); err != nil {
-				return c, err
+				return err
 			}
 		}
 	}
 	if !cfg.NoController {
 		cfg.Log("starting the controller")
 		if err := c.startController(); err != nil {
-			return c, err
+			return err
 		}
 	}
 	if !cfg.NoAgents {
-		if err := c.WaitAgentsReady(60 * time.Second); err != nil {
-			return c, err
-		}
+		return c.WaitAgentsReady(60 * time.Second)
 	}
-	cfg.Log("cluster up after %s", time.Since(start).Round(100*time.Millisecond))
-	return c, nil
+	return nil
 }
 
 // Down removes everything the cluster in dir made: processes, network
@@ -148,6 +106,7 @@ func (c *Cluster) Down() error {
 	for _, ns := range nss {
 		killNetnsProcesses(ns)
 	}
+	errs = append(errs, c.downRealNodes())
 	entries, _ := os.ReadDir(filepath.Join(c.Dir, "pids"))
 	last := map[string]bool{"kube-apiserver": true, "etcd": true}
 	for _, e := range entries {

@@ -119,6 +119,18 @@ func (ns *NS) Netlink() (*netlink.Handle, error) {
 	return h, nil
 }
 
+// NetlinkAt opens a netlink handle inside the named namespace; the caller
+// closes it. The handle's socket keeps its namespace after the namespace's
+// file is closed.
+func NetlinkAt(name string) (*netlink.Handle, error) {
+	ns, err := Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer ns.Close()
+	return ns.Netlink()
+}
+
 // linkUp sets a link up in the calling thread's namespace.
 func linkUp(name string) error {
 	l, err := netlink.LinkByName(name)

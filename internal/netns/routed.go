@@ -47,14 +47,8 @@ func AddPod(node, pod *NS, hostVeth string, ips ...netip.Addr) error {
 	for _, ip := range ips {
 		dualStack = dualStack || ip.Is6()
 	}
-	sysctls := [][2]string{{"net.ipv6.conf.all.disable_ipv6", "1"}}
-	if dualStack {
-		sysctls = [][2]string{{"net.ipv6.conf.default.accept_dad", "0"}, {"net.ipv6.conf.all.accept_dad", "0"}}
-	}
-	for _, kv := range sysctls {
-		if err := pod.Sysctl(kv[0], kv[1]); err != nil {
-			return err
-		}
+	if err := setPodIPv6Sysctls(pod, dualStack); err != nil {
+		return err
 	}
 	nodeNL, err := node.Netlink()
 	if err != nil {
@@ -78,18 +72,7 @@ func AddPod(node, pod *NS, hostVeth string, ips ...netip.Addr) error {
 	if err != nil {
 		return err
 	}
-	if err := node.Sysctl("net.ipv4.conf."+hostVeth+".proxy_arp", "1"); err != nil {
-		return err
-	}
-	if dualStack {
-		if err := pod.Sysctl("net.ipv6.conf.eth0.accept_dad", "0"); err != nil {
-			return err
-		}
-		if err := nodeNL.AddrAdd(host, &netlink.Addr{IPNet: PrefixNet(netip.PrefixFrom(Gateway6, 64)), Flags: unix.IFA_F_NODAD}); err != nil {
-			return fmt.Errorf("gateway address on %s: %w", hostVeth, err)
-		}
-	}
-	if err := nodeNL.LinkSetUp(host); err != nil {
+	if err := setUpHostVeth(node, pod, nodeNL, host, dualStack); err != nil {
 		return err
 	}
 	for _, ip := range ips {
@@ -106,9 +89,50 @@ func AddPod(node, pod *NS, hostVeth string, ips ...netip.Addr) error {
 	if err := errors.Join(WaitOperUp(podNL, "eth0"), WaitOperUp(nodeNL, hostVeth)); err != nil {
 		return err
 	}
+	return addPodGatewayRoutes(podNL, pod.Name, eth0, host, dualStack)
+}
+
+// setPodIPv6Sysctls turns IPv6 off in a single-stack pod (see AddPod), and
+// duplicate address detection off in a dual-stack one, so its addresses are
+// usable at once rather than tentative.
+func setPodIPv6Sysctls(pod *NS, dualStack bool) error {
+	sysctls := [][2]string{{"net.ipv6.conf.all.disable_ipv6", "1"}}
+	if dualStack {
+		sysctls = [][2]string{{"net.ipv6.conf.default.accept_dad", "0"}, {"net.ipv6.conf.all.accept_dad", "0"}}
+	}
+	for _, kv := range sysctls {
+		if err := pod.Sysctl(kv[0], kv[1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setUpHostVeth turns proxy ARP on at the node's end of the pod's veth and,
+// dual-stack, gives it Gateway6 (see Gateway4), and brings it up.
+func setUpHostVeth(node, pod *NS, nodeNL *netlink.Handle, host netlink.Link, dualStack bool) error {
+	hostVeth := host.Attrs().Name
+	if err := node.Sysctl("net.ipv4.conf."+hostVeth+".proxy_arp", "1"); err != nil {
+		return err
+	}
+	if dualStack {
+		if err := pod.Sysctl("net.ipv6.conf.eth0.accept_dad", "0"); err != nil {
+			return err
+		}
+		if err := nodeNL.AddrAdd(host, &netlink.Addr{IPNet: PrefixNet(netip.PrefixFrom(Gateway6, 64)), Flags: unix.IFA_F_NODAD}); err != nil {
+			return fmt.Errorf("gateway address on %s: %w", hostVeth, err)
+		}
+	}
+	return nodeNL.LinkSetUp(host)
+}
+
+// addPodGatewayRoutes gives the pod its static neighbour entry for Gateway4
+// (the node end's MAC; see Gateway4) and default routes through the
+// gateways.
+func addPodGatewayRoutes(podNL *netlink.Handle, podName string, eth0, host netlink.Link, dualStack bool) error {
 	idx := eth0.Attrs().Index
 	if err := podNL.NeighAdd(&netlink.Neigh{LinkIndex: idx, State: netlink.NUD_PERMANENT, IP: Gateway4.AsSlice(), HardwareAddr: host.Attrs().HardwareAddr}); err != nil {
-		return fmt.Errorf("gateway neighbour of pod %s: %w", pod.Name, err)
+		return fmt.Errorf("gateway neighbour of pod %s: %w", podName, err)
 	}
 	routes := []*netlink.Route{
 		{LinkIndex: idx, Dst: PrefixNet(netip.PrefixFrom(Gateway4, 32)), Scope: netlink.SCOPE_LINK},
@@ -119,7 +143,7 @@ func AddPod(node, pod *NS, hostVeth string, ips ...netip.Addr) error {
 	}
 	for _, r := range routes {
 		if err := podNL.RouteAdd(r); err != nil {
-			return fmt.Errorf("route %s in pod %s: %w", r.Dst, pod.Name, err)
+			return fmt.Errorf("route %s in pod %s: %w", r.Dst, podName, err)
 		}
 	}
 	return nil

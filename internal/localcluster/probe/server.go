@@ -43,97 +43,11 @@ func Serve(ctx context.Context, cfg ServerConfig, ready func()) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup
 	errs := make(chan error, 16)
-	run := func(f func()) {
-		wg.Add(1)
-		go func() { defer wg.Done(); f() }()
-	}
-	var closers []io.Closer
-	defer func() {
-		for _, c := range closers {
-			_ = c.Close()
-		}
-		wg.Wait()
-	}()
-
-	lc := net.ListenConfig{}
-	listenTCP := func(port int, handle func(net.Conn)) error {
-		l, err := lc.Listen(ctx, "tcp", net.JoinHostPort("", strconv.Itoa(port)))
-		if err != nil {
-			return fmt.Errorf("listen tcp %d: %w", port, err)
-		}
-		closers = append(closers, l)
-		run(func() {
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					defer func() { _ = c.Close() }()
-					_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-					handle(c)
-				}()
-			}
-		})
-		return nil
-	}
-	listenUDP := func(port int, answer func([]byte) []byte) error {
-		pc, err := lc.ListenPacket(ctx, "udp", net.JoinHostPort("", strconv.Itoa(port)))
-		if err != nil {
-			return fmt.Errorf("listen udp %d: %w", port, err)
-		}
-		closers = append(closers, pc)
-		run(func() {
-			buf := make([]byte, 2048)
-			for {
-				n, from, err := pc.ReadFrom(buf)
-				if err != nil {
-					return
-				}
-				if resp := answer(buf[:n]); resp != nil {
-					_, _ = pc.WriteTo(resp, from)
-				}
-			}
-		})
-		return nil
-	}
-
-	greet := func(c net.Conn) { _, _ = io.WriteString(c, cfg.Name+"\n") }
-	echoName := func([]byte) []byte { return []byte(cfg.Name) }
-	for _, p := range cfg.TCP {
-		if err := listenTCP(p, greet); err != nil {
-			return err
-		}
-	}
-	for _, p := range cfg.UDP {
-		if err := listenUDP(p, echoName); err != nil {
-			return err
-		}
-	}
-	if cfg.DNSPort != 0 {
-		answerUDP := func(q []byte) []byte {
-			resp, err := answerDNS(q, cfg.Domain)
-			if err != nil {
-				return nil
-			}
-			return resp
-		}
-		if err := listenUDP(cfg.DNSPort, answerUDP); err != nil {
-			return err
-		}
-		if err := listenTCP(cfg.DNSPort, func(c net.Conn) { serveDNSOverTCP(c, cfg.Domain) }); err != nil {
-			return err
-		}
-	}
-	if len(cfg.SCTP) > 0 {
-		s, err := newSCTPResponder(cfg.Name, cfg.SCTP)
-		if err != nil {
-			return err
-		}
-		closers = append(closers, s)
-		run(func() { s.serve(ctx, errs) })
+	ls := &listeners{ctx: ctx}
+	defer ls.closeAndWait()
+	if err := ls.listenAll(cfg, errs); err != nil {
+		return err
 	}
 	if ready != nil {
 		ready()

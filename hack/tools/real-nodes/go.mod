@@ -1,0 +1,3 @@
+module github.com/palisade-dev/palisade/hack/tools/real-nodes
+
+go 1.26
