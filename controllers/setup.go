@@ -1,6 +1,6 @@
 // Package controllers sets Palisade's reconcilers up in one manager: the
 // cache they share, and one reconciler per package beneath (serviceintent,
-// namespace, nodetaint).
+// namespace, nodetaint, certificates).
 package controllers
 
 import (
@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/palisade-dev/palisade/controllers/certificates"
 	"github.com/palisade-dev/palisade/controllers/namespace"
 	"github.com/palisade-dev/palisade/controllers/nodetaint"
 	"github.com/palisade-dev/palisade/controllers/serviceintent"
@@ -44,6 +46,10 @@ type Options struct {
 	// intent's selected-pod count (see serviceintent.Reconciler); zero means
 	// DefaultCountUpdatesPerSecond, a negative value writes them at once.
 	CountUpdatesPerSecond float64
+	// CASecret is the Secret (made on first use) holding Palisade's CA, with
+	// which the controller signs the agents' serving certificates and flows
+	// client certificates; an empty name leaves both signers to someone else.
+	CASecret types.NamespacedName
 }
 
 // Defaults of Options, re-exported for the command line.
@@ -51,7 +57,12 @@ const (
 	DefaultWorkers               = serviceintent.DefaultWorkers
 	DefaultCountUpdatesPerSecond = serviceintent.DefaultCountUpdatesPerSecond
 	DefaultAgentNamespace        = nodetaint.DefaultAgentNamespace
+	DefaultCASecret              = certificates.DefaultCASecret
 )
+
+// AgentServiceAccount is the agent DaemonSet's service account
+// (config/agent): the only requester of agent serving certificates.
+const AgentServiceAccount = "palisade-agent"
 
 // SetupWithManager registers the intent controller (with its indexes), the
 // zero-trust namespace controller and the node startup-taint controller
@@ -75,6 +86,15 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error
 	taints := &nodetaint.Reconciler{Client: mgr.GetClient(), AgentNamespace: cmp.Or(opts.AgentNamespace, DefaultAgentNamespace)}
 	if err := taints.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("set up the node startup-taint controller: %w", err)
+	}
+	if opts.CASecret.Name != "" {
+		signer := &certificates.Reconciler{
+			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), CASecret: opts.CASecret,
+			AgentUser: "system:serviceaccount:" + cmp.Or(opts.AgentNamespace, DefaultAgentNamespace) + ":" + AgentServiceAccount,
+		}
+		if err := signer.SetupWithManager(mgr); err != nil {
+			return fmt.Errorf("set up the certificate signer: %w", err)
+		}
 	}
 	return nil
 }

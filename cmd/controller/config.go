@@ -4,8 +4,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
@@ -31,6 +33,7 @@ type Config struct {
 	Workers               int
 	CountUpdatesPerSecond float64
 	AgentNamespace        string
+	CASecret              string
 
 	Zap zap.Options
 }
@@ -49,6 +52,7 @@ func (c *Config) Defaults() {
 	c.Workers = controllers.DefaultWorkers
 	c.CountUpdatesPerSecond = controllers.DefaultCountUpdatesPerSecond
 	c.AgentNamespace = controllers.DefaultAgentNamespace
+	c.CASecret = controllers.DefaultAgentNamespace + "/" + controllers.DefaultCASecret
 }
 
 // Bind registers the flags on fs, with the config's current values as
@@ -69,6 +73,8 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 		"Status writes per second, across all intents, that change nothing but an intent's selected-pod count (pod churn); other status changes are written at once. 0 writes them all at once.")
 	fs.StringVar(&c.AgentNamespace, "agent-namespace", c.AgentNamespace,
 		"Namespace of the agent DaemonSet: a node's palisade.dev/agent-not-ready taint is removed once the agent pod there on that node is Ready.")
+	fs.StringVar(&c.CASecret, "ca-secret", c.CASecret,
+		"namespace/name of the Secret holding Palisade's CA (created on first use), which signs the agents' flow API serving certificates and flows client certificates (CertificateSigningRequests of signers palisade.dev/agent-serving and palisade.dev/flows-client); empty: sign none.")
 	c.Zap.BindFlags(fs)
 	config.RegisterFlags(fs)
 }
@@ -84,6 +90,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CountUpdatesPerSecond < 0 {
 		errs = append(errs, fmt.Errorf("--count-updates-per-second: must not be negative, got %g", c.CountUpdatesPerSecond))
+	}
+	if _, err := c.caSecret(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.UnusedCallerWindow <= 0 {
 		errs = append(errs, fmt.Errorf("--unused-caller-window: must be positive, got %s", c.UnusedCallerWindow))
@@ -110,6 +119,22 @@ func (c *Config) ControllerOptions() (controllers.Options, error) {
 	if countUpdates == 0 {
 		countUpdates = -1 // Options: negative means no pacing
 	}
+	caSecret, err := c.caSecret()
+	if err != nil {
+		return controllers.Options{}, err
+	}
 	return controllers.Options{DNS: dns, UnusedCallerWindow: c.UnusedCallerWindow, Workers: c.Workers,
-		AgentNamespace: c.AgentNamespace, CountUpdatesPerSecond: countUpdates}, nil
+		AgentNamespace: c.AgentNamespace, CountUpdatesPerSecond: countUpdates, CASecret: caSecret}, nil
+}
+
+// caSecret parses --ca-secret.
+func (c *Config) caSecret() (types.NamespacedName, error) {
+	if c.CASecret == "" {
+		return types.NamespacedName{}, nil
+	}
+	ns, name, ok := strings.Cut(c.CASecret, "/")
+	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+		return types.NamespacedName{}, fmt.Errorf("--ca-secret %q: want namespace/name or empty", c.CASecret)
+	}
+	return types.NamespacedName{Namespace: ns, Name: name}, nil
 }
