@@ -22,8 +22,11 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
-// DefaultAddress is where the agent serves the observer API, Hubble's port.
-const DefaultAddress = ":4244"
+// DefaultAddress is where the agent serves the observer API in plaintext:
+// Hubble's port on the node's loopback, which no pod can reach and `kubectl
+// port-forward` to the agent's (host-network) pod reaches under the user's
+// RBAC. Remote readers use the mutual-TLS listener (ServerOptions.MutualTLS).
+const DefaultAddress = "127.0.0.1:4244"
 
 // HealthServiceName is the service `hubble status` checks over gRPC health
 // (Cilium's pkg/hubble/api/v1.ObserverServiceName).
@@ -43,6 +46,10 @@ type ServerOptions struct {
 	// that PEM certificate and key; both empty, plaintext.
 	TLSCertFile string
 	TLSKeyFile  string
+	// MutualTLS, when set, makes the server speak TLS with its credentials
+	// and accept only clients with a certificate of its CA; it takes
+	// precedence over TLSCertFile and TLSKeyFile.
+	MutualTLS *MutualTLS
 }
 
 // Server answers the Hubble observer API from a Buffer.
@@ -83,7 +90,10 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
 // and returns nil. It closes lis.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	opts := []grpc.ServerOption{grpc.ChainStreamInterceptor(endStreamsWith(ctx))}
-	if s.opts.TLSCertFile != "" || s.opts.TLSKeyFile != "" {
+	switch {
+	case s.opts.MutualTLS != nil:
+		opts = append(opts, grpc.Creds(credentials.NewTLS(s.opts.MutualTLS.serverConfig())))
+	case s.opts.TLSCertFile != "" || s.opts.TLSKeyFile != "":
 		cert, err := tls.LoadX509KeyPair(s.opts.TLSCertFile, s.opts.TLSKeyFile)
 		if err != nil {
 			_ = lis.Close()
@@ -115,7 +125,7 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 			gs.Stop()
 		}
 	}()
-	log.Info("Serving the Hubble observer API", "tls", s.opts.TLSCertFile != "")
+	log.Info("Serving the Hubble observer API", "tls", s.tls(), "mutualTLS", s.opts.MutualTLS != nil)
 	err := gs.Serve(lis)
 	if ctx.Err() != nil {
 		<-stopped
@@ -240,7 +250,7 @@ func (s *Server) GetNodes(context.Context, *observerpb.GetNodesRequest) (*observ
 		Name:      s.opts.NodeName,
 		Version:   s.opts.Version,
 		State:     relaypb.NodeState_NODE_CONNECTED,
-		Tls:       &observerpb.TLS{Enabled: s.opts.TLSCertFile != ""},
+		Tls:       &observerpb.TLS{Enabled: s.tls()},
 		UptimeNs:  s.uptimeNs(),
 		NumFlows:  uint64(s.buf.Len()),
 		MaxFlows:  uint64(s.buf.Capacity()),
@@ -257,6 +267,9 @@ func (s *Server) GetNamespaces(context.Context, *observerpb.GetNamespacesRequest
 	}
 	return &observerpb.GetNamespacesResponse{Namespaces: out}, nil
 }
+
+// tls tells whether the server speaks TLS.
+func (s *Server) tls() bool { return s.opts.MutualTLS != nil || s.opts.TLSCertFile != "" }
 
 func (s *Server) uptimeNs() uint64 {
 	return uint64(time.Since(s.started).Nanoseconds())
