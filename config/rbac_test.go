@@ -109,7 +109,10 @@ func TestRBACLeastPrivilege(t *testing.T) {
 			"batch/jobs": true, "batch/cronjobs": true}
 		metricsAuth := map[string]bool{"authentication.k8s.io/tokenreviews": true, "authorization.k8s.io/subjectaccessreviews": true}
 		// Its own report, and its Node (owner of the report), by name only.
-		written := map[string][]string{"palisade.dev/nodeflowreports": {"create", "get", "patch", "update"}, "/nodes": {"get"}}
+		// And the certificate requests of its flow API serving certificate,
+		// read back by name, not listed.
+		written := map[string][]string{"palisade.dev/nodeflowreports": {"create", "get", "patch", "update"}, "/nodes": {"get"},
+			"certificates.k8s.io/certificatesigningrequests": {"create", "get"}}
 		for _, r := range roles {
 			if r.name != "palisade-agent" {
 				continue
@@ -188,10 +191,61 @@ func TestRBACLeastPrivilege(t *testing.T) {
 		{"palisade-controller", "delete", "", "nodes", "", false},
 		{"palisade-controller", "create", "", "nodes", "", false},
 		{"palisade-controller", "patch", "", "nodes", "status", false},
+		// Certificates: the agent requests its own and reads it back by
+		// name; it neither lists requests nor approves or signs any.
+		{"palisade-agent", "create", "certificates.k8s.io", "certificatesigningrequests", "", true},
+		{"palisade-agent", "list", "certificates.k8s.io", "certificatesigningrequests", "", false},
+		{"palisade-agent", "update", "certificates.k8s.io", "certificatesigningrequests", "approval", false},
+		{"palisade-agent", "update", "certificates.k8s.io", "certificatesigningrequests", "status", false},
+		// The controller decides requests (only its own signers', below) and
+		// may create Secrets in its namespace (the CA's) but read none by
+		// listing.
+		{"palisade-controller", "watch", "certificates.k8s.io", "certificatesigningrequests", "", true},
+		{"palisade-controller", "update", "certificates.k8s.io", "certificatesigningrequests", "approval", true},
+		{"palisade-controller", "create", "certificates.k8s.io", "certificatesigningrequests", "", false},
+		{"palisade-controller", "create", "", "secrets", "", true},
+		{"palisade-controller", "update", "", "secrets", "", false},
+		{"palisade-controller", "delete", "", "secrets", "", false},
 		// An account with no binding at all: proves the server authorizes
 		// with RBAC (not AlwaysAllow), so the denials above mean something.
 		{"unbound", "list", "", "pods", "", false},
 	}
+	// Checks of one named object.
+	named := []struct {
+		sa, verb, group, resource, name string
+		allowed                         bool
+	}{
+		{"palisade-controller", "get", "", "secrets", "palisade-ca", true},
+		{"palisade-controller", "get", "", "secrets", "other", false},
+		{"palisade-agent", "get", "", "secrets", "palisade-ca", false},
+		// The controller approves and signs for Palisade's signers only:
+		// never a kubelet's or an API client's certificate.
+		{"palisade-controller", "approve", "certificates.k8s.io", "signers", "palisade.dev/agent-serving", true},
+		{"palisade-controller", "sign", "certificates.k8s.io", "signers", "palisade.dev/flows-client", true},
+		{"palisade-controller", "approve", "certificates.k8s.io", "signers", "kubernetes.io/kube-apiserver-client", false},
+		{"palisade-controller", "sign", "certificates.k8s.io", "signers", "kubernetes.io/kubelet-serving", false},
+		{"palisade-agent", "approve", "certificates.k8s.io", "signers", "palisade.dev/agent-serving", false},
+		{"palisade-agent", "sign", "certificates.k8s.io", "signers", "palisade.dev/agent-serving", false},
+	}
+	t.Run("explicit by name", func(t *testing.T) {
+		for _, ch := range named {
+			sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+				User:   user(ch.sa),
+				Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + namespace, "system:authenticated"},
+				ResourceAttributes: &authorizationv1.ResourceAttributes{
+					Namespace: namespace, Verb: ch.verb, Group: ch.group, Resource: ch.resource, Name: ch.name,
+				},
+			}}
+			got, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Status.Allowed != ch.allowed {
+				t.Errorf("%s %s %s.%s %q: allowed %v, want %v (%s)", ch.sa, ch.verb, ch.resource, ch.group, ch.name, got.Status.Allowed, ch.allowed, got.Status.Reason)
+			}
+		}
+	})
+
 	t.Run("explicit", func(t *testing.T) {
 		for _, ch := range checks {
 			sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{

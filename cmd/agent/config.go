@@ -44,11 +44,13 @@ func defaults() config {
 		backend:     "nftables",
 		nftTable:    render.TableName,
 		metricsAddr: ":8081",
-		probeAddr:   ":8082",
-		pprofAddr:   "0",
-		stateFile:   statefile.DefaultPath,
-		coldStart:   string(startup.ColdStartDeny),
-		flows:       flowDefaults(),
+		// The agent runs in the node's network namespace: its probes answer
+		// the kubelet there, on loopback, and no pod.
+		probeAddr: "127.0.0.1:8082",
+		pprofAddr: "0",
+		stateFile: statefile.DefaultPath,
+		coldStart: string(startup.ColdStartDeny),
+		flows:     flowDefaults(),
 	}
 }
 

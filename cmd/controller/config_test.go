@@ -42,3 +42,33 @@ func TestConfigZeroCountRateMeansNoPacing(t *testing.T) {
 		t.Fatalf("0 count updates per second: options %v, %v; want a negative rate (no pacing)", opts.CountUpdatesPerSecond, err)
 	}
 }
+
+func TestConfigCASecret(t *testing.T) {
+	for _, c := range []struct {
+		flag    string
+		wantErr bool
+		want    string
+	}{
+		{"palisade-system/palisade-ca", false, "palisade-system/palisade-ca"},
+		{"", false, "/"}, // no signer
+		{"palisade-ca", true, ""},
+		{"a/b/c", true, ""},
+		{"/palisade-ca", true, ""},
+	} {
+		var cfg Config
+		cfg.Defaults()
+		cfg.CASecret = c.flag
+		err := cfg.Validate()
+		if (err != nil) != c.wantErr || (err != nil && !strings.Contains(err.Error(), "--ca-secret")) {
+			t.Errorf("--ca-secret=%q: %v", c.flag, err)
+			continue
+		}
+		if c.wantErr {
+			continue
+		}
+		opts, err := cfg.ControllerOptions()
+		if err != nil || opts.CASecret.String() != c.want {
+			t.Errorf("--ca-secret=%q: options %v, %v; want %s", c.flag, opts.CASecret, err, c.want)
+		}
+	}
+}

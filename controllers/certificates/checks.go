@@ -4,7 +4,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 
 	certificatesv1 "k8s.io/api/certificates/v1"
@@ -54,7 +53,7 @@ func checkAgentServing(csr *certificatesv1.CertificateSigningRequest, req *x509.
 	if !slices.Equal(req.DNSNames, []string{nodeName}) {
 		return fmt.Errorf("DNS names %v, want [%s]", req.DNSNames, nodeName)
 	}
-	addrs := nodeAddresses(node)
+	addrs := pki.NodeIPs(node)
 	for _, ip := range req.IPAddresses {
 		if !slices.ContainsFunc(addrs, ip.Equal) {
 			return fmt.Errorf("address %s is not one of node %s's %v", ip, nodeName, addrs)
@@ -101,18 +100,4 @@ func usagesWithin(usages, allowed []certificatesv1.KeyUsage, required certificat
 		return fmt.Errorf("usages %v lack %q", usages, required)
 	}
 	return nil
-}
-
-// nodeAddresses are the node's internal and external IPs.
-func nodeAddresses(node *corev1.Node) []net.IP {
-	var out []net.IP
-	for _, a := range node.Status.Addresses {
-		if a.Type != corev1.NodeInternalIP && a.Type != corev1.NodeExternalIP {
-			continue
-		}
-		if ip := net.ParseIP(a.Address); ip != nil {
-			out = append(out, ip)
-		}
-	}
-	return out
 }

@@ -2,7 +2,10 @@ package pki
 
 import (
 	"crypto/x509"
+	"net"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 // Signer names of the CertificateSigningRequests Palisade's controller
@@ -58,4 +61,19 @@ func MaxLifetime(signer string) time.Duration {
 // a third for the controller to be down or slow.
 func RenewAt(notBefore, notAfter time.Time) time.Time {
 	return notBefore.Add(notAfter.Sub(notBefore) * 2 / 3)
+}
+
+// NodeIPs are the node's internal and external IPs: the addresses an agent's
+// serving certificate may name.
+func NodeIPs(node *corev1.Node) []net.IP {
+	var out []net.IP
+	for _, a := range node.Status.Addresses {
+		if a.Type != corev1.NodeInternalIP && a.Type != corev1.NodeExternalIP {
+			continue
+		}
+		if ip := net.ParseIP(a.Address); ip != nil {
+			out = append(out, ip)
+		}
+	}
+	return out
 }
