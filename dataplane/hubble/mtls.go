@@ -1,10 +1,15 @@
 package hubble
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"sync/atomic"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	grpcpeer "google.golang.org/grpc/peer"
 )
 
 // MutualTLS is the credentials of a mutual-TLS listener: the serving
@@ -49,4 +54,23 @@ func (m *MutualTLS) serverConfig() *tls.Config {
 			return c, nil
 		},
 	}
+}
+
+// endStreamsAtCertificateExpiry ends a stream when the client certificate it
+// was opened with expires: the handshake checked it once, and a follow
+// stream would otherwise outlive it (and the RBAC that got it issued) for
+// as long as the connection lasts. Without a client certificate (plaintext
+// on loopback) streams are left alone.
+func endStreamsAtCertificateExpiry(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	p, ok := grpcpeer.FromContext(ss.Context())
+	if !ok {
+		return handler(srv, ss)
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(info.State.PeerCertificates) == 0 {
+		return handler(srv, ss)
+	}
+	ctx, cancel := context.WithDeadline(ss.Context(), info.State.PeerCertificates[0].NotAfter)
+	defer cancel()
+	return handler(srv, &streamWithContext{ServerStream: ss, ctx: ctx})
 }

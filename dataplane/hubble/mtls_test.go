@@ -198,3 +198,22 @@ func servedLeaf(t *testing.T, addr string, ca *pki.CA, client tls.Certificate) *
 	defer conn.Close()
 	return conn.ConnectionState().PeerCertificates[0]
 }
+
+// TestFollowStreamEndsWithClientCertificate: a follow stream opened with a
+// client certificate ends when that certificate expires.
+func TestFollowStreamEndsWithClientCertificate(t *testing.T) {
+	ca := newCA(t, "palisade-ca")
+	m := &MutualTLS{}
+	m.Set(issue(t, ca, "palisade-agent:node-a", x509.ExtKeyUsageServerAuth, time.Now(), time.Hour), ca.Pool())
+	shortLived := issue(t, ca, "alice", x509.ExtKeyUsageClientAuth, time.Now(), 2*time.Second)
+	b := NewBuffer(0)
+	s := serve(t, b, ServerOptions{MutualTLS: m}, clientCreds(ca, &shortLived))
+	ch := follow(t, s.client, &observerpb.GetFlowsRequest{Follow: true})
+	waitFollowers(t, b, 1)
+	b.Observe(&fixtures[0].flow)
+	recvWithin(t, ch, 10*time.Second)
+	expectEnd(t, b, ch, "after the client certificate expired")
+	if left := time.Until(shortLived.Leaf.NotAfter); left > 0 {
+		t.Errorf("stream ended %s before the certificate expired", left)
+	}
+}

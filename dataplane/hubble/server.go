@@ -89,7 +89,7 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
 // then ends follow streams, waits up to gracePeriod for the calls in flight
 // and returns nil. It closes lis.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
-	opts := []grpc.ServerOption{grpc.ChainStreamInterceptor(endStreamsWith(ctx))}
+	opts := []grpc.ServerOption{grpc.ChainStreamInterceptor(endStreamsWith(ctx), endStreamsAtCertificateExpiry)}
 	switch {
 	case s.opts.MutualTLS != nil:
 		opts = append(opts, grpc.Creds(credentials.NewTLS(s.opts.MutualTLS.serverConfig())))
