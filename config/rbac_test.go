@@ -229,41 +229,37 @@ func TestRBACLeastPrivilege(t *testing.T) {
 	}
 	t.Run("explicit by name", func(t *testing.T) {
 		for _, ch := range named {
-			sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-				User:   user(ch.sa),
-				Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + namespace, "system:authenticated"},
-				ResourceAttributes: &authorizationv1.ResourceAttributes{
-					Namespace: namespace, Verb: ch.verb, Group: ch.group, Resource: ch.resource, Name: ch.name,
-				},
-			}}
-			got, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got.Status.Allowed != ch.allowed {
-				t.Errorf("%s %s %s.%s %q: allowed %v, want %v (%s)", ch.sa, ch.verb, ch.resource, ch.group, ch.name, got.Status.Allowed, ch.allowed, got.Status.Reason)
+			attrs := authorizationv1.ResourceAttributes{Namespace: namespace, Verb: ch.verb, Group: ch.group, Resource: ch.resource, Name: ch.name}
+			if allowed, reason := mayDo(t, cs, ch.sa, attrs); allowed != ch.allowed {
+				t.Errorf("%s %s %s.%s %q: allowed %v, want %v (%s)", ch.sa, ch.verb, ch.resource, ch.group, ch.name, allowed, ch.allowed, reason)
 			}
 		}
 	})
 
 	t.Run("explicit", func(t *testing.T) {
 		for _, ch := range checks {
-			sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-				User:   user(ch.sa),
-				Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + namespace, "system:authenticated"},
-				ResourceAttributes: &authorizationv1.ResourceAttributes{
-					Namespace: namespace, Verb: ch.verb, Group: ch.group, Resource: ch.resource, Subresource: ch.sub,
-				},
-			}}
-			got, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got.Status.Allowed != ch.allowed {
-				t.Errorf("%s %s %s.%s/%s: allowed %v, want %v (%s)", ch.sa, ch.verb, ch.resource, ch.group, ch.sub, got.Status.Allowed, ch.allowed, got.Status.Reason)
+			attrs := authorizationv1.ResourceAttributes{Namespace: namespace, Verb: ch.verb, Group: ch.group, Resource: ch.resource, Subresource: ch.sub}
+			if allowed, reason := mayDo(t, cs, ch.sa, attrs); allowed != ch.allowed {
+				t.Errorf("%s %s %s.%s/%s: allowed %v, want %v (%s)", ch.sa, ch.verb, ch.resource, ch.group, ch.sub, allowed, ch.allowed, reason)
 			}
 		}
 	})
+}
+
+// mayDo asks the API server whether service account sa of namespace may do
+// what attrs say, and why.
+func mayDo(t *testing.T, cs kubernetes.Interface, sa string, attrs authorizationv1.ResourceAttributes) (bool, string) {
+	t.Helper()
+	sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+		User:               user(sa),
+		Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + namespace, "system:authenticated"},
+		ResourceAttributes: &attrs,
+	}}
+	got, err := cs.AuthorizationV1().SubjectAccessReviews().Create(context.Background(), sar, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got.Status.Allowed, got.Status.Reason
 }
 
 func user(sa string) string { return "system:serviceaccount:" + namespace + ":" + sa }

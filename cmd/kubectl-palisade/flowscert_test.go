@@ -18,17 +18,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/palisade-dev/palisade/api/v1alpha1"
 	"github.com/palisade-dev/palisade/controllers/certificates"
+	"github.com/palisade-dev/palisade/controllers/certificates/signertest"
 	"github.com/palisade-dev/palisade/dataplane/agent/servingcert"
 	"github.com/palisade-dev/palisade/dataplane/flows"
 	"github.com/palisade-dev/palisade/dataplane/hubble"
@@ -36,7 +32,7 @@ import (
 	"github.com/palisade-dev/palisade/internal/testenv"
 )
 
-const agentUser = "system:serviceaccount:palisade-system:palisade-agent"
+const agentUser = signertest.AgentUser
 
 // TestFlowsOverMutualTLS runs the whole chain against a real API server,
 // without a kernel: the controller's signer, an agent (as its service
@@ -49,7 +45,7 @@ func TestFlowsOverMutualTLS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	setUpCluster(t, admin)
-	startSigner(t, cfg)
+	signertest.Start(t, cfg)
 
 	// The agent of node-a, whose address is 127.0.0.1 here.
 	agentCfg := rest.CopyConfig(cfg)
@@ -171,30 +167,4 @@ func setUpCluster(t *testing.T, cs kubernetes.Interface) {
 		Subjects: []rbacv1.Subject{{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: "system:authenticated"}}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// startSigner runs the controller's signer alone.
-func startSigner(t *testing.T, cfg *rest.Config) {
-	t.Helper()
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme: testenv.Scheme(t), Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &certificates.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), AgentUser: agentUser,
-		CASecret: types.NamespacedName{Namespace: "palisade-system", Name: certificates.DefaultCASecret}}
-	if err := r.SetupWithManager(mgr); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	})
 }

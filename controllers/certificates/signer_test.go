@@ -13,22 +13,19 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/palisade-dev/palisade/controllers/certificates"
+	"github.com/palisade-dev/palisade/controllers/certificates/signertest"
 	"github.com/palisade-dev/palisade/internal/pki"
 	"github.com/palisade-dev/palisade/internal/testenv"
 )
 
 const (
-	agentUser = "system:serviceaccount:palisade-system:palisade-agent"
+	agentUser = signertest.AgentUser
 	// waitIssued bounds each request: the signer answers in milliseconds.
 	waitIssued = 30 * time.Second
 )
@@ -49,7 +46,7 @@ func TestSigner(t *testing.T) {
 	admin := kubernetes.NewForConfigOrDie(cfg)
 	ctx := context.Background()
 	setUp(t, admin)
-	startSigner(t, cfg)
+	signertest.Start(t, cfg)
 
 	key, err := pki.NewKey()
 	if err != nil {
@@ -246,36 +243,6 @@ func setUp(t *testing.T, cs kubernetes.Interface) {
 			t.Fatal(err)
 		}
 	}
-}
-
-// startSigner runs a manager with the signer alone, as the controller's own
-// identity would (the admin's here: RBAC of the controller is under test in
-// config/).
-func startSigner(t *testing.T, cfg *rest.Config) {
-	t.Helper()
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 testenv.Scheme(t),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &certificates.Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), AgentUser: agentUser,
-		CASecret: types.NamespacedName{Namespace: "palisade-system", Name: certificates.DefaultCASecret}}
-	if err := r.SetupWithManager(mgr); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	})
 }
 
 // impersonate returns cfg acting as who, with the node extra a pod-bound
