@@ -64,7 +64,7 @@ func runMain(m *testing.M) int {
 	defer func() { _ = os.RemoveAll(dir) }()
 	binDir = dir
 	build := exec.Command("go", "build", "-o", dir+"/",
-		"./cmd/agent", "./cmd/controller", "./hack/podserver", "./hack/local-cluster")
+		"./cmd/agent", "./cmd/controller", "./cmd/kubectl-palisade", "./hack/podserver", "./hack/local-cluster")
 	build.Dir = kubeassets.RepoRoot()
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {

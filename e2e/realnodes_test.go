@@ -193,6 +193,7 @@ func testRealNodes(t *testing.T, backend string) {
 	expect("the denied client to get through again once the policy is gone", map[[2]string]bool{
 		{"denied-2", "server-1"}: true, {"denied-2", "server-2"}: true,
 	})
+	checkNothingServedToPods(t, c, kubectl)
 }
 
 func applyTemplate(t *testing.T, c *localcluster.Cluster, text string, data any) {

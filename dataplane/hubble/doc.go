@@ -1,6 +1,10 @@
 // Package hubble serves the agent's flows over the Hubble observer gRPC API
 // (github.com/cilium/cilium/api/v1/observer), in Cilium's flow.Flow format,
-// so that `hubble observe --server <node>:4244` works without Cilium.
+// so that `hubble observe` works without Cilium: in plaintext on the node's
+// loopback (DefaultAddress, through `kubectl port-forward`), and to remote
+// readers over mutual TLS only (MutualTLS: credentials replaced while
+// serving, clients need a certificate of Palisade's CA, a stream ends when
+// its client certificate expires).
 //
 // Buffer keeps the last flows of the node in a bounded ring and feeds
 // followers; Server answers GetFlows, ServerStatus, GetNodes and
