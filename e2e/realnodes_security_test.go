@@ -168,7 +168,9 @@ var forwardingFrom = regexp.MustCompile(`Forwarding from (127\.0\.0\.1:\d+) ->`)
 // ends, and returns the local address.
 func portForward(t *testing.T, ctx context.Context, kubectl, kubeconfig, ns, pod string, port int) string {
 	t.Helper()
-	cmd := exec.CommandContext(ctx, kubectl, "--kubeconfig", kubeconfig, "port-forward", "-n", ns, "pod/"+pod, fmt.Sprintf("127.0.0.1:0:%d", port))
+	cmd := exec.CommandContext(ctx, kubectl, "--kubeconfig", kubeconfig, "port-forward", "-n", ns, "--address", "127.0.0.1", "pod/"+pod, fmt.Sprintf(":%d", port))
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -187,6 +189,7 @@ func portForward(t *testing.T, ctx context.Context, kubectl, kubeconfig, ns, pod
 			return m[1]
 		}
 	}
-	t.Fatalf("kubectl port-forward printed no local address: %v", sc.Err())
+	_ = cmd.Wait()
+	t.Fatalf("kubectl port-forward printed no local address: %v: %s", sc.Err(), stderr.String())
 	return ""
 }
