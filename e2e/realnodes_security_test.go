@@ -24,6 +24,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	palisadev1alpha1 "github.com/palisade-dev/palisade/api/v1alpha1"
 
 	"github.com/palisade-dev/palisade/internal/localcluster"
 	"github.com/palisade-dev/palisade/internal/pki"
@@ -126,6 +129,23 @@ func checkNothingServedToPods(t *testing.T, c *localcluster.Cluster, kubectl str
 		_ = resp.Body.Close()
 		if resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("status %d, want 401", resp.StatusCode)
+		}
+	})
+	t.Run("the agent's own NodeFlowReport passes the admission policy", func(t *testing.T) {
+		// Written at start and every report interval (10 s) after: a report
+		// newer than the agent's pod was admitted.
+		started := agents.Items[0].CreationTimestamp.Time
+		if err := waitForCond(time.Minute, "node-1's report", func() error {
+			var r palisadev1alpha1.NodeFlowReport
+			if err := c.Client.Get(ctx, client.ObjectKey{Name: "node-1"}, &r); err != nil {
+				return err
+			}
+			if r.Spec.ReportedAt.Time.Before(started) {
+				return fmt.Errorf("last reported at %s, before the agent started", r.Spec.ReportedAt)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
 		}
 	})
 	t.Run("plaintext flow API through kubectl port-forward", func(t *testing.T) {
