@@ -30,6 +30,7 @@ import (
 
 	"github.com/palisade-dev/palisade/internal/localcluster"
 	"github.com/palisade-dev/palisade/internal/pki"
+	"github.com/palisade-dev/palisade/internal/pki/pkitest"
 )
 
 // checkNothingServedToPods checks Palisade's ports on node-1 as shipped: a
@@ -88,7 +89,8 @@ func checkNothingServedToPods(t *testing.T, c *localcluster.Cluster, kubectl str
 	if err != nil {
 		t.Fatal(err)
 	}
-	other := otherCAClientCert(t)
+	// A client certificate of a CA that is not Palisade's.
+	other := pkitest.Issue(t, pkitest.NewCA(t, "not-palisade"), pki.Request{CommonName: "admin"}, x509.ExtKeyUsageClientAuth, time.Now(), time.Hour)
 
 	serverStatus := func(target string, creds credentials.TransportCredentials) error {
 		conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(creds))
@@ -154,32 +156,6 @@ func checkNothingServedToPods(t *testing.T, c *localcluster.Cluster, kubectl str
 			t.Errorf("ServerStatus through port-forward: %v", err)
 		}
 	})
-}
-
-// otherCAClientCert is a client certificate of a CA that is not Palisade's.
-func otherCAClientCert(t *testing.T) tls.Certificate {
-	t.Helper()
-	ca, err := pki.NewCA("not-palisade", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := pki.NewKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	reqPEM, err := pki.NewRequestPEM(key, pki.Request{CommonName: "admin"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := pki.ParseRequestPEM(reqPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.Issue(req, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, time.Now(), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: key}
 }
 
 var forwardingFrom = regexp.MustCompile(`Forwarding from (127\.0\.0\.1:\d+) ->`)

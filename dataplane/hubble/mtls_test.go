@@ -15,43 +15,21 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/palisade-dev/palisade/internal/pki"
+	"github.com/palisade-dev/palisade/internal/pki/pkitest"
 )
 
 // issue returns a certificate of ca for cn with the given usage, valid from
-// now for life, with a new key.
+// now for life; serving certificates are for node-a and 127.0.0.1.
 func issue(t *testing.T, ca *pki.CA, cn string, usage x509.ExtKeyUsage, now time.Time, life time.Duration) tls.Certificate {
 	t.Helper()
-	key, err := pki.NewKey()
-	if err != nil {
-		t.Fatal(err)
-	}
 	req := pki.Request{CommonName: cn}
 	if usage == x509.ExtKeyUsageServerAuth {
 		req.DNSNames, req.IPs = []string{"node-a"}, []net.IP{net.IPv4(127, 0, 0, 1)}
 	}
-	reqPEM, err := pki.NewRequestPEM(key, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	csr, err := pki.ParseRequestPEM(reqPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.Issue(csr, []x509.ExtKeyUsage{usage}, now, life)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: key, Leaf: leaf}
+	return pkitest.Issue(t, ca, req, usage, now, life)
 }
 
-func newCA(t *testing.T, name string) *pki.CA {
-	t.Helper()
-	ca, err := pki.NewCA(name, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ca
-}
+func newCA(t *testing.T, name string) *pki.CA { return pkitest.NewCA(t, name) }
 
 // clientCreds are a flow reader's: trust ca for the agent, present cert
 // (none when nil).

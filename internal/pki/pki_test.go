@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/palisade-dev/palisade/internal/pki"
+	"github.com/palisade-dev/palisade/internal/pki/pkitest"
 )
 
 func TestCARoundTripAndMismatch(t *testing.T) {
@@ -40,27 +41,8 @@ func TestCARoundTripAndMismatch(t *testing.T) {
 // TestIssue: a leaf carries what was asked, the given usage, is capped at the
 // CA's own expiry, and cannot sign certificates.
 func TestIssue(t *testing.T) {
-	now := time.Now()
-	ca, err := pki.NewCA("palisade-ca", now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := pki.NewKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	reqPEM, err := pki.NewRequestPEM(key, pki.Request{CommonName: "alice"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := pki.ParseRequestPEM(reqPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.Issue(req, pki.ExtKeyUsage(pki.SignerFlowsClient), now, 100*365*24*time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := pkitest.NewCA(t, "palisade-ca")
+	leaf := pkitest.Issue(t, ca, pki.Request{CommonName: "alice"}, x509.ExtKeyUsageClientAuth, time.Now(), 100*365*24*time.Hour).Leaf
 	if leaf.IsCA || leaf.Subject.CommonName != "alice" || !leaf.NotAfter.Equal(ca.Cert.NotAfter) {
 		t.Errorf("leaf CA=%v CN=%q notAfter %v (CA's %v)", leaf.IsCA, leaf.Subject.CommonName, leaf.NotAfter, ca.Cert.NotAfter)
 	}
