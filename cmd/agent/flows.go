@@ -66,7 +66,7 @@ func (f *flowConfig) bind(fs *flag.FlagSet) {
 	fs.StringVar(&f.hubbleCert, "hubble-tls-cert-file", f.hubbleCert, "PEM certificate of the Hubble API on --hubble-bind-address (with --hubble-tls-key-file): TLS without client authentication; prefer --hubble-mtls-bind-address.")
 	fs.StringVar(&f.hubbleKey, "hubble-tls-key-file", f.hubbleKey, "PEM private key of the Hubble API.")
 	fs.IntVar(&f.hubbleBuffer, "hubble-buffer-size", f.hubbleBuffer, "Flows the Hubble API keeps for GetFlows without follow.")
-	fs.StringVar(&f.mtlsAddr, "hubble-mtls-bind-address", f.mtlsAddr, "Address of the Hubble observer API over mutual TLS, for remote readers: the agent's serving certificate (for the node's name and addresses) and the clients' come from Palisade's CA through CertificateSigningRequests, and are renewed before they expire; 0 disables it.")
+	fs.StringVar(&f.mtlsAddr, "hubble-mtls-bind-address", f.mtlsAddr, "Address of the Hubble observer API over mutual TLS, for remote readers: the agent's serving certificate (for the node's name and addresses, renewed before it expires) comes from Palisade's CA through a CertificateSigningRequest, and clients need a certificate of the same CA (kubectl palisade flows-cert); 0 disables it.")
 	fs.DurationVar(&f.mtlsLifetime, "hubble-mtls-cert-lifetime", f.mtlsLifetime, "Lifetime the agent asks for its mutual-TLS serving certificate (renewed after two-thirds of it; the signer issues at most 7 days).")
 }
 
