@@ -138,8 +138,13 @@ docker-build: ## Build the image (needs a Docker engine).
 ##@ Local cluster
 
 .PHONY: demo
-demo: setup-test-env build ## Bring up a local cluster, deploy a shop with intents, and show what Palisade does.
+demo: build ## Bring up a local cluster on real nodes (or reuse it), deploy a shop with intents, and show what Palisade does (root; ~1 min cached).
+	@hack/setup-real-nodes.sh --no-agnhost >/dev/null
 	$(LOCALBIN)/local-cluster demo
+
+.PHONY: demo-simulated
+demo-simulated: setup-test-env build ## The same demo on simulated nodes (pods are network namespaces; no kubelet, seconds).
+	$(LOCALBIN)/local-cluster demo --simulated
 
 .PHONY: demo-down
 demo-down: ## Tear the local cluster down; leaves the machine as it was.
