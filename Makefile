@@ -103,7 +103,7 @@ up-real-nodes: setup-real-nodes build ## A local cluster on real nodes (containe
 	bin/local-cluster up --real-nodes
 
 .PHONY: test-e2e-real-nodes
-test-e2e-real-nodes: setup-real-nodes build ## Palisade as images enforces NetworkPolicy between real pods on two nodes, both backends (root, ~2 min).
+test-e2e-real-nodes: setup-real-nodes build ## Palisade as images enforces NetworkPolicy between real pods on two nodes, both backends, and make demo works there (root, ~4 min).
 	KUBEBUILDER_ASSETS="$$(hack/setup-test-env.sh)" go run ./hack/test-summary go test $(GOTEST_FLAGS) -json -p 1 -timeout 20m -tags e2e,realnodes -run TestRealNodes ./e2e/
 
 .PHONY: test-conformance
