@@ -15,10 +15,14 @@ import (
 // simulated nodes instead (pods are network namespaces).
 func demo(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("demo", flag.ExitOnError)
+	var o upOptions
+	fs.IntVar(&o.nodes, "nodes", 2, "number of nodes of a new cluster")
+	fs.StringVar(&o.backend, "backend", "nftables", "agent backend of a new cluster: nftables or iptables")
 	simulated := fs.Bool("simulated", false, "run on simulated nodes (pods are network namespaces, the cluster plays the kubelet)")
 	_ = fs.Parse(args)
+	o.realNodes = !*simulated
 	start := time.Now()
-	c, err := demoCluster(ctx, !*simulated)
+	c, err := demoCluster(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -34,10 +38,11 @@ func demo(ctx context.Context, args []string) error {
 
 // demoCluster returns the running cluster in the state directory when it is
 // healthy and of the kind asked for, or brings one up.
-func demoCluster(ctx context.Context, realNodes bool) (*localcluster.Cluster, error) {
+func demoCluster(ctx context.Context, o upOptions) (*localcluster.Cluster, error) {
+	realNodes := o.realNodes
 	c, err := localcluster.Load(stateDir())
 	if err != nil {
-		return bringUp(ctx, upOptions{nodes: 2, backend: "nftables", realNodes: realNodes})
+		return bringUp(ctx, o)
 	}
 	kind := map[bool]string{true: "real", false: "simulated"}
 	if c.State.RealNodes != realNodes {
