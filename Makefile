@@ -103,7 +103,7 @@ up-real-nodes: setup-real-nodes build ## A local cluster on real nodes (containe
 	bin/local-cluster up --real-nodes
 
 .PHONY: test-e2e-real-nodes
-test-e2e-real-nodes: setup-real-nodes build ## Palisade as images enforces NetworkPolicy between real pods on two nodes, both backends (root, ~2 min).
+test-e2e-real-nodes: setup-real-nodes build ## Palisade as images enforces NetworkPolicy between real pods on two nodes, both backends, and make demo works there (root, ~4 min).
 	KUBEBUILDER_ASSETS="$$(hack/setup-test-env.sh)" go run ./hack/test-summary go test $(GOTEST_FLAGS) -json -p 1 -timeout 20m -tags e2e,realnodes -run TestRealNodes ./e2e/
 
 .PHONY: test-conformance
@@ -138,8 +138,13 @@ docker-build: ## Build the image (needs a Docker engine).
 ##@ Local cluster
 
 .PHONY: demo
-demo: setup-test-env build ## Bring up a local cluster, deploy a shop with intents, and show what Palisade does.
+demo: build ## Bring up a local cluster on real nodes (or reuse it), deploy a shop with intents, and show what Palisade does (root; ~1 min cached).
+	@hack/setup-real-nodes.sh --no-agnhost >/dev/null
 	$(LOCALBIN)/local-cluster demo
+
+.PHONY: demo-simulated
+demo-simulated: setup-test-env build ## The same demo on simulated nodes (pods are network namespaces; no kubelet, seconds).
+	$(LOCALBIN)/local-cluster demo --simulated
 
 .PHONY: demo-down
 demo-down: ## Tear the local cluster down; leaves the machine as it was.

@@ -76,30 +76,8 @@ func TestRealNodes(t *testing.T) {
 }
 
 func testRealNodes(t *testing.T, backend string) {
-	if err := stopClusters(); err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	dir := filepath.Join(os.TempDir(), "palisade-e2e", "realnodes-"+backend)
-	if err := localcluster.Down(dir); err != nil {
-		t.Fatal(err)
-	}
-	root := kubeassets.RepoRoot()
-	start := time.Now()
-	c, err := localcluster.UpRealNodes(ctx, localcluster.Config{
-		Dir: dir, Prefix: "pe2e-rn", Nodes: 2, Backend: backend,
-		BinDir: binDir, AssetsDir: kubeassets.Dir(), ConfigDir: filepath.Join(root, "config"),
-		Log: t.Logf,
-	})
-	if err != nil {
-		t.Fatalf("bring up real nodes: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := c.Down(); err != nil {
-			t.Errorf("down: %v", err)
-		}
-	})
-	t.Logf("real-node cluster with Palisade ready in %s", time.Since(start).Round(100*time.Millisecond))
+	c := upRealNodes(t, "realnodes-"+backend, backend)
 
 	type rnPod struct{ Name, Role, Node string }
 	pods := []rnPod{
@@ -194,6 +172,37 @@ func testRealNodes(t *testing.T, backend string) {
 		{"denied-2", "server-1"}: true, {"denied-2", "server-2"}: true,
 	})
 	checkNothingServedToPods(t, c, kubectl)
+}
+
+// upRealNodes brings up a two-node real-node cluster with Palisade deployed
+// (the simulated e2e clusters go first: they share the fabric's
+// addresses), in a state directory of its own that leftovers of a killed
+// run are removed from, and tears it down when the test ends.
+func upRealNodes(t *testing.T, name, backend string) *localcluster.Cluster {
+	t.Helper()
+	if err := stopClusters(); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(os.TempDir(), "palisade-e2e", name)
+	if err := localcluster.Down(dir); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	c, err := localcluster.UpRealNodes(context.Background(), localcluster.Config{
+		Dir: dir, Prefix: "pe2e-rn", Nodes: 2, Backend: backend,
+		BinDir: binDir, AssetsDir: kubeassets.Dir(), ConfigDir: filepath.Join(kubeassets.RepoRoot(), "config"),
+		Log: t.Logf,
+	})
+	if err != nil {
+		t.Fatalf("bring up real nodes: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := c.Down(); err != nil {
+			t.Errorf("down: %v", err)
+		}
+	})
+	t.Logf("real-node cluster with Palisade ready in %s", time.Since(start).Round(100*time.Millisecond))
+	return c
 }
 
 func applyTemplate(t *testing.T, c *localcluster.Cluster, text string, data any) {

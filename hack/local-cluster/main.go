@@ -5,7 +5,7 @@
 //	local-cluster status
 //	local-cluster pod create NS/NAME [--node node-1] [--label k=v]... [--port name:80/TCP]...
 //	local-cluster pod delete NS/NAME
-//	local-cluster demo
+//	local-cluster demo [--simulated] [--nodes N] [--backend nftables|iptables]
 //	local-cluster down
 package main
 
@@ -67,7 +67,7 @@ func usage() {
   status
   pod create NS/NAME [--node node-1] [--label k=v]... [--port [name:]80[/TCP]]...
   pod delete NS/NAME
-  demo
+  demo [--simulated] [--nodes N] [--backend nftables|iptables]
   down
 `)
 	os.Exit(2)

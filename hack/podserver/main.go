@@ -1,10 +1,14 @@
 // Command podserver is what runs inside every pod of the local cluster.
 //
 //	podserver serve --name x/a --tcp 80,81 --udp 80,81 --sctp 80,81 [--dns-port 53] [--ready-file F]
-//	podserver probe --proto tcp|udp|sctp|dns-udp|dns-tcp --addr 10.244.1.3:80 [--timeout 1s]
+//	podserver probe --proto tcp|udp|sctp|dns-udp|dns-tcp --addr 10.244.1.3:80|orders.shop:8080 [--timeout 1s]
 //
-// Run it in a pod's network namespace: `ip netns exec palisade-x-a bin/podserver probe ...`.
-// probe prints the name of the pod that answered and exits 0, or exits 1.
+// Run it in a pod's network namespace: `ip netns exec palisade-x-a bin/podserver probe ...`,
+// or in a real node's pod: `kubectl exec -n shop deploy/checkout -- /podserver probe --addr orders.shop:8080`.
+// probe prints the name of the pod that answered and exits 0, or exits 1 with
+// "blocked or unreachable" when the connection did not complete. A name in
+// --addr is resolved with the pod's resolver (its /etc/resolv.conf) first;
+// failing that, it exits 1 with "resolve".
 package main
 
 import (
@@ -12,9 +16,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -78,13 +84,13 @@ func serve(args []string) error {
 func runProbe(args []string) error {
 	fs := flag.NewFlagSet("probe", flag.ExitOnError)
 	proto := fs.String("proto", "tcp", "tcp, udp, sctp, dns-udp or dns-tcp")
-	addr := fs.String("addr", "", "ip:port")
+	addr := fs.String("addr", "", "ip:port or name:port")
 	name := fs.String("name", "", "for dns: the name to resolve (default: the pod record of 10.244.0.1)")
 	timeout := fs.Duration("timeout", time.Second, "give up after this long")
 	_ = fs.Parse(args)
-	ap, err := netip.ParseAddrPort(*addr)
+	ap, err := resolveAddr(*addr, *timeout)
 	if err != nil {
-		return fmt.Errorf("--addr: %w", err)
+		return err
 	}
 	p := strings.ToUpper(*proto)
 	if dnsProto, ok := strings.CutPrefix(p, "DNS-"); ok {
@@ -93,6 +99,11 @@ func runProbe(args []string) error {
 			q = probe.PodRecord(netip.MustParseAddr("10.244.0.1"), "default")
 		}
 		ip, err := probe.ProbeDNS(probe.Protocol(dnsProto), ap, q, *timeout)
+		var netErr net.Error
+		if errors.As(err, &netErr) {
+			// No answer: the query or its reply did not get through.
+			return errors.Join(errors.New("blocked or unreachable"), err)
+		}
 		if err != nil {
 			return err
 		}
@@ -105,4 +116,28 @@ func runProbe(args []string) error {
 	}
 	fmt.Println(peer)
 	return nil
+}
+
+// resolveAddr parses ip:port, or resolves name:port (a Service's DNS name)
+// to its first IPv4 address. The lookup gets its own timeout: the probe's
+// is for the connection.
+func resolveAddr(addr string, timeout time.Duration) (netip.AddrPort, error) {
+	if ap, err := netip.ParseAddrPort(addr); err == nil {
+		return ap, nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("--addr: %w", err)
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("--addr: port %q: %w", port, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), max(timeout, 2*time.Second))
+	defer cancel()
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip4", host)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("resolve %s: %w", host, err)
+	}
+	return netip.AddrPortFrom(ips[0].Unmap(), uint16(p)), nil
 }

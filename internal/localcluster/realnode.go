@@ -71,15 +71,20 @@ func (c *Cluster) cgroupRoot(n NodeState) string {
 }
 
 // realNodeBinaries are the programs real nodes need, with where they come
-// from when missing.
+// from when missing. agnhost is for the tests' pods only: without it
+// (hack/setup-real-nodes.sh --no-agnhost, as make demo runs it) the nodes
+// hold no agnhost image.
 func realNodeBinaries(assets string) (map[string]string, error) {
 	bins := map[string]string{}
-	for _, b := range []string{"kubelet", "kube-proxy", "kube-scheduler", "kube-controller-manager", "kubectl", "pause", "coredns", "agnhost"} {
+	for _, b := range []string{"kubelet", "kube-proxy", "kube-scheduler", "kube-controller-manager", "kubectl", "pause", "coredns"} {
 		p := filepath.Join(assets, b)
 		if _, err := os.Stat(p); err != nil {
 			return nil, fmt.Errorf("no %s in %s: run hack/setup-real-nodes.sh: %w", b, assets, err)
 		}
 		bins[b] = p
+	}
+	if p := filepath.Join(assets, "agnhost"); fileExists(p) {
+		bins["agnhost"] = p
 	}
 	for _, b := range []string{"containerd", "containerd-shim-runc-v2", "runc", "ctr", "nft", "nsenter", "unshare"} {
 		p, err := exec.LookPath(b)

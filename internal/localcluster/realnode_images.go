@@ -27,7 +27,7 @@ func (c *Cluster) nodeImages(bins map[string]string) ([]ociimage.Image, error) {
 		return nil, err
 	}
 	podserver := filepath.Join(c.State.BinDir, "podserver")
-	return []ociimage.Image{
+	imgs := []ociimage.Image{
 		palisade,
 		{
 			Ref: PauseImage, Files: map[string]string{"/pause": bins["pause"]},
@@ -38,14 +38,17 @@ func (c *Cluster) nodeImages(bins map[string]string) ([]ociimage.Image, error) {
 			Dirs: []string{"/tmp"}, Entrypoint: []string{"/coredns"},
 		},
 		{
-			Ref: AgnhostImage, Files: map[string]string{"/agnhost": bins["agnhost"]},
-			Dirs: []string{"/tmp"}, Entrypoint: []string{"/agnhost"},
-		},
-		{
 			Ref: PodserverImage, Files: map[string]string{"/podserver": podserver},
 			Entrypoint: []string{"/podserver"},
 		},
-	}, nil
+	}
+	if bins["agnhost"] != "" {
+		imgs = append(imgs, ociimage.Image{
+			Ref: AgnhostImage, Files: map[string]string{"/agnhost": bins["agnhost"]},
+			Dirs: []string{"/tmp"}, Entrypoint: []string{"/agnhost"},
+		})
+	}
+	return imgs, nil
 }
 
 // palisadeImage is the image config/default runs, the same as the

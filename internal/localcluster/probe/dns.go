@@ -158,16 +158,45 @@ func parseDNSAnswer(resp []byte, id uint16) (netip.Addr, error) {
 	if err != nil {
 		return netip.Addr{}, err
 	}
-	if binary.BigEndian.Uint16(resp[6:]) == 0 {
+	answers := int(binary.BigEndian.Uint16(resp[6:]))
+	if answers == 0 {
 		return netip.Addr{}, errors.New("dns response has no answer")
 	}
-	// Our server compresses the answer's name to a 2-byte pointer.
-	if off+2+10+4 > len(resp) || resp[off]&0xc0 != 0xc0 {
-		return netip.Addr{}, errors.New("unexpected dns answer encoding")
+	// Answers' names come compressed (a 2-byte pointer, as our server
+	// writes them) or spelled out: miekg/dns, and so CoreDNS, compresses
+	// only when asked to.
+	for range answers {
+		if off = skipDNSName(resp, off); off < 0 || off+10 > len(resp) {
+			return netip.Addr{}, errors.New("truncated dns answer")
+		}
+		rr := resp[off:]
+		typ, rdlen := binary.BigEndian.Uint16(rr[0:]), int(binary.BigEndian.Uint16(rr[8:]))
+		if off+10+rdlen > len(resp) {
+			return netip.Addr{}, errors.New("truncated dns answer")
+		}
+		if typ == dnsTypeA && rdlen == 4 {
+			return netip.AddrFrom4([4]byte(rr[10:14])), nil
+		}
+		off += 10 + rdlen
 	}
-	rr := resp[off+2:]
-	if binary.BigEndian.Uint16(rr[0:]) != dnsTypeA || binary.BigEndian.Uint16(rr[8:]) != 4 {
-		return netip.Addr{}, errors.New("dns answer is not an A record")
+	return netip.Addr{}, errors.New("dns response has no A record")
+}
+
+// skipDNSName returns the offset just past the name at off (labels ending
+// in a zero byte or a pointer), or -1 when the message ends first.
+func skipDNSName(msg []byte, off int) int {
+	for off < len(msg) {
+		l := int(msg[off])
+		switch {
+		case l == 0:
+			return off + 1
+		case l&0xc0 == 0xc0:
+			if off+2 > len(msg) {
+				return -1
+			}
+			return off + 2
+		}
+		off += 1 + l
 	}
-	return netip.AddrFrom4([4]byte(rr[10:14])), nil
+	return -1
 }

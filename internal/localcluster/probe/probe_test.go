@@ -2,6 +2,7 @@ package probe
 
 import (
 	"context"
+	"encoding/binary"
 	"net/netip"
 	"testing"
 	"time"
@@ -151,5 +152,36 @@ func TestServeAndProbeOnLoopback(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("serve returned %v", err)
+	}
+}
+
+// CoreDNS (miekg/dns) spells answer names out unless compression is asked
+// for, and may put a CNAME before the A record.
+func TestDNSAnswerUncompressed(t *testing.T) {
+	q, err := encodeDNSQuery(7, "orders.shop.svc.cluster.local", dnsTypeA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, _ := encodeDNSName("orders.shop.svc.cluster.local")
+	target, _ := encodeDNSName("orders-0.shop.svc.cluster.local")
+	resp := append([]byte(nil), q...)
+	binary.BigEndian.PutUint16(resp[2:], 0x8180) // QR, RD, RA
+	binary.BigEndian.PutUint16(resp[6:], 2)      // ANCOUNT
+	rr := func(name []byte, typ uint16, data []byte) {
+		resp = append(resp, name...)
+		resp = binary.BigEndian.AppendUint16(resp, typ)
+		resp = binary.BigEndian.AppendUint16(resp, dnsClassIN)
+		resp = binary.BigEndian.AppendUint32(resp, 5)
+		resp = binary.BigEndian.AppendUint16(resp, uint16(len(data)))
+		resp = append(resp, data...)
+	}
+	rr(name, 5, target) // CNAME
+	rr(target, dnsTypeA, []byte{10, 96, 0, 42})
+	got, err := parseDNSAnswer(resp, 7)
+	if err != nil || got.String() != "10.96.0.42" {
+		t.Fatalf("got %v (%v), want 10.96.0.42", got, err)
+	}
+	if _, err := parseDNSAnswer(resp[:len(resp)-3], 7); err == nil {
+		t.Error("a truncated A record was accepted")
 	}
 }
