@@ -88,7 +88,8 @@ func presentOf(rs *render.Ruleset) *present {
 		p.chains = append(p.chains, chainObject(table, &rs.Chains[i]))
 	}
 	for i := range rs.Sets {
-		p.sets = append(p.sets, setObject(table, &rs.Sets[i]))
+		s := &rs.Sets[i]
+		p.sets = append(p.sets, presentSet{set: setObject(table, s), elems: elements(s, s.Elements)})
 	}
 	return p
 }
