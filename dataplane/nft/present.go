@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"slices"
@@ -8,13 +9,11 @@ import (
 	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
-
-	"github.com/palisade-dev/palisade/dataplane/render"
 )
 
 // This file lists what the backend's table holds before a full rebuild and
-// tells which of its sets the new ruleset has unchanged, by comparing the
-// kernel's listing with the backend's own encoding (elements).
+// tells which of its sets and elements the new ruleset keeps, by comparing
+// the kernel's listing with the backend's own encoding (elements).
 
 // present is what the backend's table holds before a full rebuild, as the
 // kernel lists it. The table is private to the agent, which is its only
@@ -76,24 +75,11 @@ func listPresent(opts []nftables.ConnOption, table *nftables.Table) (*present, e
 // budget bounds the messages and bytes that deleting what is present takes.
 func (p *present) budget() budget {
 	n := len(p.chains) + len(p.sets)
-	return budget{msgs: n, bytes: n * msgOverhead}
-}
-
-// unchangedSets names the sets and maps of rs that the table holds with the
-// same type and exactly the same elements.
-func (p *present) unchangedSets(table *nftables.Table, rs *render.Ruleset) map[string]bool {
-	byName := make(map[string]*presentSet, len(p.sets))
-	for i := range p.sets {
-		byName[p.sets[i].set.Name] = &p.sets[i]
+	b := budget{msgs: n, bytes: n * msgOverhead}
+	for _, s := range p.sets {
+		b = b.plus(elementsBudget(s.elems))
 	}
-	same := make(map[string]bool)
-	for i := range rs.Sets {
-		s := &rs.Sets[i]
-		if old := byName[s.Name]; old != nil && sameSetType(old, setObject(table, s)) && sameElements(old.elems, elements(s, s.Elements)) {
-			same[s.Name] = true
-		}
-	}
-	return same
+	return b
 }
 
 // sameSetType tells whether the listed set old can hold want's elements
@@ -121,26 +107,46 @@ func sameSetType(old *presentSet, want *nftables.Set) bool {
 	return true
 }
 
-// sameElements tells whether the listed elements old are exactly want.
-func sameElements(old, want []nftables.SetElement) bool {
-	if len(old) != len(want) {
-		return false
-	}
+// diffEncoded returns the elements of want that old lacks, and those of
+// old (as listed, keys only) that want lacks.
+func diffEncoded(old, want []nftables.SetElement) (add, del []nftables.SetElement) {
 	have := make(map[string]bool, len(old))
 	for i := range old {
 		have[elementID(old[i].Key, old[i].KeyEnd, old[i].IntervalEnd, listedVerdict(old[i].Val))] = true
 	}
+	wanted := make(map[string]bool, len(want))
 	for i := range want {
 		e := &want[i]
 		v := ""
 		if e.VerdictData != nil {
 			v = fmt.Sprintf("%d:%s", int32(e.VerdictData.Kind), e.VerdictData.Chain)
 		}
-		if !have[elementID(e.Key, e.KeyEnd, e.IntervalEnd, v)] {
-			return false
+		id := elementID(e.Key, e.KeyEnd, e.IntervalEnd, v)
+		wanted[id] = true
+		if !have[id] {
+			add = append(add, *e)
 		}
 	}
-	return true
+	for i := range old {
+		e := &old[i]
+		if !wanted[elementID(e.Key, e.KeyEnd, e.IntervalEnd, listedVerdict(e.Val))] {
+			del = append(del, nftables.SetElement{Key: e.Key, KeyEnd: e.KeyEnd, IntervalEnd: e.IntervalEnd})
+		}
+	}
+	// The kernel lists an rbtree set from its highest key down, and
+	// deleting an interval's end before its start fails the batch with
+	// ENOENT (seen on 6.18); deletions go in the order elements encodes
+	// them: ascending keys, an interval end before a start at the same key.
+	slices.SortFunc(del, func(a, b nftables.SetElement) int {
+		if c := bytes.Compare(a.Key, b.Key); c != 0 || a.IntervalEnd == b.IntervalEnd {
+			return c
+		}
+		if a.IntervalEnd {
+			return -1
+		}
+		return 1
+	})
+	return add, del
 }
 
 func elementID(key, keyEnd []byte, intervalEnd bool, verdict string) string {
@@ -149,7 +155,7 @@ func elementID(key, keyEnd []byte, intervalEnd bool, verdict string) string {
 
 // listedVerdict decodes the value google/nftables lists for a verdict-map
 // element (the NFTA_DATA_VERDICT attributes: code, then chain) in the form
-// sameElements gives a wanted verdict; a value it cannot decode stays raw,
+// diffEncoded gives a wanted verdict; a value it cannot decode stays raw,
 // which matches nothing wanted.
 func listedVerdict(val []byte) string {
 	if len(val) == 0 {

@@ -1,6 +1,8 @@
 package nft
 
 import (
+	"fmt"
+
 	"github.com/google/nftables"
 
 	"github.com/palisade-dev/palisade/dataplane/render"
@@ -29,27 +31,21 @@ import (
 //     keeps its hook); regular chains rs has stay too;
 //  2. flush every rule of the table, which drops the references rules hold
 //     to sets and chains;
-//  3. delete every set and map but those rs has with the same type and
-//     the same elements (deleting a map drops the references its elements
-//     hold to the chains they jump to);
+//  3. in each set or map rs has with the same type, delete the elements rs
+//     lacks (a map element holds a reference to the chain it jumps to);
+//     delete every other set and map;
 //  4. delete every chain not kept: regular chains rs lacks, and base chains
 //     rs lacks or hooks differently (those lose their hook, unavoidably);
-//  5. add the chains and the sets not kept, then all rules.
+//  5. add the chains not kept, the sets not kept with their elements, the
+//     missing elements of the kept ones, then all rules.
 //
 // The kernel applies the batch as one transaction: each walk of a chain
-// sees the old rules or the new ones, never none.
-//
-// An unchanged set stays because a set backend with a commit step (pipapo,
+// sees the old rules or the new ones, never none. Elements in both rulesets
+// are never touched, because a set backend with a commit step (pipapo,
 // which holds the port-range sets) publishes the elements a transaction
 // adds only after the switch to the new generation (nf_tables_commit runs
 // nft_set_commit_update last): a set created anew would look empty to the
-// new rules for a moment and drop allowed packets. A changed set is
-// replaced rather than edited: a walk that began before the switch runs the
-// old rules but looks elements up as of the moment of each lookup, so it
-// would meet the new elements of a set edited in place (a map element
-// could send it to a chain added by this transaction, empty in the old
-// generation, and the packet would pass). A replaced set keeps its old
-// elements for the old rules.
+// new rules for a moment and drop allowed packets.
 func (t *txn) rebuild(rs *render.Ruleset, cur *present) {
 	t.conn.AddTable(t.table)
 	chains := make(map[string]*nftables.Chain, len(cur.chains))
@@ -68,9 +64,26 @@ func (t *txn) rebuild(rs *render.Ruleset, cur *present) {
 		}
 	}
 	t.conn.FlushTable(t.table)
-	keptSets := cur.unchangedSets(t.table, rs)
+	sets := make(map[string]*presentSet, len(cur.sets))
+	for i := range cur.sets {
+		sets[cur.sets[i].set.Name] = &cur.sets[i]
+	}
+	missing := make(map[string][]nftables.SetElement)
+	for i := range rs.Sets {
+		s := &rs.Sets[i]
+		want := setObject(t.table, s)
+		old := sets[s.Name]
+		if old == nil || !sameSetType(old, want) {
+			continue
+		}
+		add, del := diffEncoded(old.elems, elements(s, s.Elements))
+		if err := deleteElements(t.conn, want, del); err != nil {
+			t.fail(fmt.Errorf("delete elements of %s: %w", s.Name, err))
+		}
+		missing[s.Name] = add
+	}
 	for _, s := range cur.sets {
-		if !keptSets[s.set.Name] {
+		if _, kept := missing[s.set.Name]; !kept {
 			t.conn.DelSet(&nftables.Set{Table: t.table, Name: s.set.Name})
 		}
 	}
@@ -85,8 +98,14 @@ func (t *txn) rebuild(rs *render.Ruleset, cur *present) {
 		}
 	}
 	for i := range rs.Sets {
-		if !keptSets[rs.Sets[i].Name] {
-			t.addSet(&rs.Sets[i])
+		s := &rs.Sets[i]
+		add, kept := missing[s.Name]
+		if !kept {
+			t.addSet(s)
+			continue
+		}
+		if err := addElements(t.conn, setObject(t.table, s), add); err != nil {
+			t.fail(fmt.Errorf("add elements to %s: %w", s.Name, err))
 		}
 	}
 	for i := range rs.Chains {
