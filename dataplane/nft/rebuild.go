@@ -40,12 +40,15 @@ import (
 //     missing elements of the kept ones, then all rules.
 //
 // The kernel applies the batch as one transaction: each walk of a chain
-// sees the old rules or the new ones, never none. Elements in both rulesets
-// are never touched, because a set backend with a commit step (pipapo,
-// which holds the port-range sets) publishes the elements a transaction
-// adds only after the switch to the new generation (nf_tables_commit runs
-// nft_set_commit_update last): a set created anew would look empty to the
-// new rules for a moment and drop allowed packets.
+// sees the old rules or the new ones, never none. But a walk that began
+// before the switch to the new generation looks set elements up as of the
+// moment of each lookup, and an element the transaction deletes (or an
+// element of a map it deletes: deleting a map deactivates its elements) is
+// gone for it from the switch on. Were the dispatch maps re-created, such a
+// walk would miss its pod's entry in the old map and fall through to the
+// base chain's policy, accept. So, as an incremental update does, the
+// rebuild keeps every set and map whose type is unchanged and changes only
+// the elements that differ: an element in both rulesets is never touched.
 func (t *txn) rebuild(rs *render.Ruleset, cur *present) {
 	t.conn.AddTable(t.table)
 	chains := make(map[string]*nftables.Chain, len(cur.chains))

@@ -89,8 +89,9 @@ func requireFresh(t *testing.T, step string, ns *netnstest.NS, st *policy.State)
 // TestFullRebuildKeepsHooks: a full rebuild (a new backend, as after an
 // agent restart) refills the table and the base chains it has instead of
 // deleting and re-adding them, whose hooks would be re-registered and let a
-// packet in flight pass judged by neither ruleset, and keeps the sets both
-// rulesets have, whose elements a re-created set would publish late. It
+// packet in flight pass judged by neither ruleset, and keeps the sets and
+// maps both rulesets have, touching only the elements that differ (a walk
+// in flight at the switch would miss the elements of a re-created map). It
 // still leaves exactly the new ruleset, whatever the table held before: the
 // cold start, maps jumping to group chains the new state drops, chains,
 // sets and maps no ruleset has. A base chain hooked differently and a set
