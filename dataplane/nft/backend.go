@@ -80,11 +80,16 @@ func (b *Backend) Apply(_ context.Context, rs *render.Ruleset) (dataplane.Stats,
 	defer b.mu.Unlock()
 	full := b.applied == nil
 	// Batch begin and end and the table messages of a rebuild, then every
-	// object a rebuild adds, or only what an update changes.
+	// object a rebuild deletes and adds, or only what an update changes.
 	need := budget{msgs: 5, bytes: 5 * msgOverhead}
 	var p *plan
+	var cur *present
 	if full {
-		need = need.plus(rulesetBudget(rs))
+		var err error
+		if cur, err = listPresent(b.opts, b.table); err != nil {
+			return dataplane.Stats{}, fmt.Errorf("full nftables transaction: %w", err)
+		}
+		need = need.plus(cur.budget()).plus(rulesetBudget(rs))
 	} else {
 		p = diffRulesets(b.applied, rs)
 		need = need.plus(p.budget())
@@ -96,7 +101,7 @@ func (b *Backend) Apply(_ context.Context, rs *render.Ruleset) (dataplane.Stats,
 	}
 	tx := &txn{conn: conn, table: b.table}
 	if full {
-		tx.rebuild(rs)
+		tx.rebuild(rs, cur)
 	} else {
 		tx.send(p)
 	}
@@ -155,24 +160,6 @@ type txn struct {
 func (t *txn) fail(err error) {
 	if t.err == nil && err != nil {
 		t.err = err
-	}
-}
-
-// rebuild replaces the table: add (so that the delete cannot fail), delete,
-// add, then everything. The kernel applies the batch as one transaction, so
-// packets see either the old table or the new one, never none.
-func (t *txn) rebuild(rs *render.Ruleset) {
-	t.conn.AddTable(t.table)
-	t.conn.DelTable(t.table)
-	t.conn.AddTable(t.table)
-	for i := range rs.Chains {
-		t.conn.AddChain(chainObject(t.table, &rs.Chains[i]))
-	}
-	for i := range rs.Sets {
-		t.addSet(&rs.Sets[i])
-	}
-	for i := range rs.Chains {
-		t.addRules(&rs.Chains[i])
 	}
 }
 

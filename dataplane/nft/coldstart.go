@@ -27,12 +27,16 @@ func (b *Backend) installed() (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("open netlink: %w", err)
 	}
-	tables, err := conn.ListTablesOfFamily(nftables.TableFamilyINet)
+	return tableExists(conn, b.table)
+}
+
+func tableExists(conn *nftables.Conn, table *nftables.Table) (bool, error) {
+	tables, err := conn.ListTablesOfFamily(table.Family)
 	if err != nil {
 		return false, fmt.Errorf("list inet tables: %w", err)
 	}
 	for _, t := range tables {
-		if t.Name == b.table.Name {
+		if t.Name == table.Name {
 			return true, nil
 		}
 	}

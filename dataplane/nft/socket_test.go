@@ -80,6 +80,20 @@ func bigRuleset(n int) *render.Ruleset {
 	return rs
 }
 
+// presentOf is what the kernel would list of rs.
+func presentOf(rs *render.Ruleset) *present {
+	table := &nftables.Table{Name: render.TableName, Family: nftables.TableFamilyINet}
+	p := &present{}
+	for i := range rs.Chains {
+		p.chains = append(p.chains, chainObject(table, &rs.Chains[i]))
+	}
+	for i := range rs.Sets {
+		s := &rs.Sets[i]
+		p.sets = append(p.sets, presentSet{set: setObject(table, s), elems: elements(s, s.Elements)})
+	}
+	return p
+}
+
 // TestBudgetCoversBatch: the socket budget bounds what the library really
 // sends, for a rebuild and for an update, and no element list comes near
 // the 64 KiB an attribute can hold.
@@ -90,7 +104,11 @@ func TestBudgetCoversBatch(t *testing.T) {
 		need  budget
 		build func(*txn)
 	}{
-		{"rebuild", budget{msgs: 5, bytes: 5 * msgOverhead}.plus(rulesetBudget(big)), func(tx *txn) { tx.rebuild(big) }},
+		{"rebuild", budget{msgs: 5, bytes: 5 * msgOverhead}.plus(rulesetBudget(big)), func(tx *txn) { tx.rebuild(big, &present{}) }},
+		// Over a table holding another ruleset: its chains and sets are
+		// deleted in the same batch.
+		{"rebuild/over", budget{msgs: 5, bytes: 5 * msgOverhead}.plus(presentOf(small).budget()).plus(rulesetBudget(big)),
+			func(tx *txn) { tx.rebuild(big, presentOf(small)) }},
 		{"grow", budget{msgs: 5, bytes: 5 * msgOverhead}.plus(rulesetBudget(big)).plus(rulesetBudget(small)), func(tx *txn) { tx.update(small, big) }},
 		{"shrink", budget{msgs: 5, bytes: 5 * msgOverhead}.plus(rulesetBudget(big)).plus(rulesetBudget(small)), func(tx *txn) { tx.update(big, small) }},
 		// What Apply reserves for an update: the plan's own budget.

@@ -49,8 +49,9 @@
 //	ip saddr @peer4-<id> ip daddr . meta l4proto . th dport @named4-<id> accept
 //
 // Before an agent's first sync on a new node (no table, no saved state) the
-// table holds ColdStart instead: one forward chain that drops every new
-// forwarded connection until the first sync replaces it.
+// table holds ColdStart instead: the forward base chains, egress jumping to a
+// chain that drops every new forwarded connection until the first sync
+// replaces it.
 //
 // # Verdict log
 //
