@@ -149,7 +149,7 @@ func (r report) skipped(b *strings.Builder) {
 		}
 	}
 	if len(notSelected) > 0 {
-		fmt.Fprintf(b, "Not selected (outside the %s set, so not counted as skipped): %s.\n\n", r.Set, strings.Join(notSelected, ", "))
+		fmt.Fprintf(b, "Not selected (outside the %s selection, so not counted as skipped): %s.\n\n", r.Set, strings.Join(notSelected, ", "))
 	}
 }
 
