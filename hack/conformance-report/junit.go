@@ -142,9 +142,7 @@ func (c junitCase) spec() spec {
 // the message attribute empty (test/e2e/framework/internal/junit) and the
 // description has both: "[FAILED] MESSAGE" up to "In [It] at: FILE:LINE @ TIME".
 func failureText(m *junitMessage) (message, location string) {
-	if msg := strings.TrimSpace(m.Message); msg != "" {
-		message = msg
-	}
+	message = strings.TrimSpace(m.Message)
 	var lines []string
 	for _, line := range strings.Split(m.Description, "\n") {
 		if strings.HasPrefix(line, "In [") {
