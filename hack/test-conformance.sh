@@ -43,6 +43,7 @@ if [ -n "${CONFORMANCE_FOCUS:-}" ]; then
 	focus_args=(-focus "$CONFORMANCE_FOCUS")
 fi
 command="hack/test-conformance.sh $*"
+command="${command% }"
 case "$set_name" in
 full) [ $# -gt 0 ] || command="make test-conformance" ;;
 subset) command="hack/test-conformance.sh --subset $*"; [ $# -gt 0 ] || command="make test-conformance-subset" ;;
