@@ -67,7 +67,7 @@ setup-test-env: ## Install etcd, nftables, iptables, conntrack and build kube-ap
 	@hack/setup-test-env.sh >/dev/null
 
 .PHONY: test
-test: setup-test-env manifests generate vet test-unit test-fuzz test-e2e ## Run the whole suite: unit, envtest, real-kernel, brief fuzzing and e2e tests.
+test: setup-test-env manifests generate vet test-unit test-fuzz test-e2e test-e2e-real-nodes test-conformance-subset ## Run the whole suite: unit, envtest, real-kernel, brief fuzzing, e2e tests and a subset of upstream's NetworkPolicy e2e specs.
 
 .PHONY: test-unit
 test-unit: ## Unit, envtest (real kube-apiserver) and real-kernel tests.
@@ -107,8 +107,12 @@ test-e2e-real-nodes: setup-real-nodes build ## Palisade as images enforces Netwo
 	KUBEBUILDER_ASSETS="$$(hack/setup-test-env.sh)" go run ./hack/test-summary go test $(GOTEST_FLAGS) -json -p 1 -timeout 20m -tags e2e,realnodes -run TestRealNodes ./e2e/
 
 .PHONY: test-conformance
-test-conformance: setup-test-env ## Upstream Kubernetes NetworkPolicy e2e specs (Netpol) on real nodes, nftables and iptables (root, ~21 min); see docs/conformance.md.
+test-conformance: setup-test-env ## Upstream Kubernetes NetworkPolicy e2e specs (Netpol) on real nodes, nftables and iptables (root, ~21 min); rewrites docs/conformance.md.
 	hack/test-conformance.sh
+
+.PHONY: test-conformance-subset
+test-conformance-subset: setup-test-env ## The Netpol specs make test runs (hack/conformance-report/subset.go) on real nodes, both backends (root, ~8 min); fails if one fails or does not run.
+	hack/test-conformance.sh --subset
 
 .PHONY: test-reliability
 test-reliability: ## Fault and load scenarios on the local cluster (root, ~25 min; RELIABILITY_QUICK=1 for ~8); rewrites docs/reliability.md.
