@@ -104,7 +104,8 @@ up-real-nodes: setup-real-nodes build ## A local cluster on real nodes (containe
 
 .PHONY: test-e2e-real-nodes
 test-e2e-real-nodes: setup-real-nodes build ## Palisade as images enforces NetworkPolicy between real pods on two nodes, both backends, and make demo works there (root, ~4 min).
-	KUBEBUILDER_ASSETS="$$(hack/setup-test-env.sh)" go run ./hack/test-summary go test $(GOTEST_FLAGS) -json -p 1 -timeout 20m -tags e2e,realnodes -run TestRealNodes ./e2e/
+	@# One real-node cluster per machine (fixed addresses): wait for any other.
+	KUBEBUILDER_ASSETS="$$(hack/setup-test-env.sh)" flock /tmp/palisade-realnodes.lock go run ./hack/test-summary go test $(GOTEST_FLAGS) -json -p 1 -timeout 20m -tags e2e,realnodes -run TestRealNodes ./e2e/
 
 .PHONY: test-conformance
 test-conformance: setup-test-env ## Upstream Kubernetes NetworkPolicy e2e specs (Netpol) on real nodes, nftables and iptables (root, ~21 min); rewrites docs/conformance.md.
