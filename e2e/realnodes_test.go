@@ -76,47 +76,15 @@ func TestRealNodes(t *testing.T) {
 }
 
 func testRealNodes(t *testing.T, backend string) {
-	if err := stopClusters(); err != nil {
-		t.Fatal(err)
-	}
+	c := upRealNodes(t, "realnodes-"+backend, "pe2e-rn", backend)
 	ctx := context.Background()
-	dir := filepath.Join(os.TempDir(), "palisade-e2e", "realnodes-"+backend)
-	if err := localcluster.Down(dir); err != nil {
-		t.Fatal(err)
-	}
-	root := kubeassets.RepoRoot()
-	start := time.Now()
-	c, err := localcluster.UpRealNodes(ctx, localcluster.Config{
-		Dir: dir, Prefix: "pe2e-rn", Nodes: 2, Backend: backend,
-		BinDir: binDir, AssetsDir: kubeassets.Dir(), ConfigDir: filepath.Join(root, "config"),
-		Log: t.Logf,
-	})
-	if err != nil {
-		t.Fatalf("bring up real nodes: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := c.Down(); err != nil {
-			t.Errorf("down: %v", err)
-		}
-	})
-	t.Logf("real-node cluster with Palisade ready in %s", time.Since(start).Round(100*time.Millisecond))
 
 	type rnPod struct{ Name, Role, Node string }
 	pods := []rnPod{
 		{"server-1", "server", "node-1"}, {"server-2", "server", "node-2"},
 		{"allowed-1", "client-allowed", "node-1"}, {"denied-2", "client-denied", "node-2"},
 	}
-	// Pods are admitted only once the namespace's default service account
-	// exists (kube-controller-manager creates it).
-	if _, err := localcluster.ApplyYAML(ctx, c.Client, []byte("apiVersion: v1\nkind: Namespace\nmetadata: {name: rn}\n")); err != nil {
-		t.Fatal(err)
-	}
-	if err := waitForCond(30*time.Second, "service account rn/default", func() error {
-		_, err := c.Clientset.CoreV1().ServiceAccounts("rn").Get(ctx, "default", metav1.GetOptions{})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	createRealNamespace(t, c, "rn")
 	applyTemplate(t, c, realNodesPods, pods)
 	ips := map[string]string{}
 	if err := waitForCond(2*time.Minute, "the rn pods to be ready", func() error {
@@ -195,6 +163,53 @@ func testRealNodes(t *testing.T, backend string) {
 	})
 }
 
+// upRealNodes brings up a two-node cluster on real nodes with Palisade
+// deployed from config/ for backend, in dir (under the e2e state directory)
+// with prefix, and tears it down when the test ends.
+func upRealNodes(t *testing.T, dir, prefix, backend string) *localcluster.Cluster {
+	t.Helper()
+	if err := stopClusters(); err != nil {
+		t.Fatal(err)
+	}
+	dir = filepath.Join(os.TempDir(), "palisade-e2e", dir)
+	if err := localcluster.Down(dir); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	c, err := localcluster.UpRealNodes(context.Background(), localcluster.Config{
+		Dir: dir, Prefix: prefix, Nodes: 2, Backend: backend,
+		BinDir: binDir, AssetsDir: kubeassets.Dir(), ConfigDir: filepath.Join(kubeassets.RepoRoot(), "config"),
+		Log: t.Logf,
+	})
+	if err != nil {
+		t.Fatalf("bring up real nodes: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := c.Down(); err != nil {
+			t.Errorf("down: %v", err)
+		}
+	})
+	t.Logf("real-node cluster with Palisade ready in %s", time.Since(start).Round(100*time.Millisecond))
+	return c
+}
+
+// createRealNamespace creates namespace ns and waits for its default
+// service account: pods are admitted only once it exists
+// (kube-controller-manager creates it).
+func createRealNamespace(t *testing.T, c *localcluster.Cluster, ns string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := localcluster.ApplyYAML(ctx, c.Client, []byte("apiVersion: v1\nkind: Namespace\nmetadata: {name: "+ns+"}\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitForCond(30*time.Second, "service account "+ns+"/default", func() error {
+		_, err := c.Clientset.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func applyTemplate(t *testing.T, c *localcluster.Cluster, text string, data any) {
 	t.Helper()
 	var b strings.Builder
@@ -207,12 +222,17 @@ func applyTemplate(t *testing.T, c *localcluster.Cluster, text string, data any)
 }
 
 func podReady(p *corev1.Pod) bool {
-	for _, cond := range p.Status.Conditions {
-		if cond.Type == corev1.PodReady {
-			return cond.Status == corev1.ConditionTrue
+	c := podCondition(p, corev1.PodReady)
+	return c != nil && c.Status == corev1.ConditionTrue
+}
+
+func podCondition(p *corev1.Pod, t corev1.PodConditionType) *corev1.PodCondition {
+	for i := range p.Status.Conditions {
+		if p.Status.Conditions[i].Type == t {
+			return &p.Status.Conditions[i]
 		}
 	}
-	return false
+	return nil
 }
 
 // waitForCond polls check until it succeeds or timeout passes.
