@@ -268,15 +268,11 @@ func (e *rrEnv) startTraffic(t *testing.T) *localcluster.Prober {
 }
 
 // finishTraffic keeps traffic flowing for trafficAfterRecovery, stops the
-// probers and asserts, over all their probes, no forbidden success and at
-// most 1% allowed failures.
-func (e *rrEnv) finishTraffic(t *testing.T, figures map[string]any, probers ...*localcluster.Prober) {
+// prober and asserts no forbidden success and at most 1% allowed failures.
+func (e *rrEnv) finishTraffic(t *testing.T, figures map[string]any, pr *localcluster.Prober) {
 	t.Helper()
 	time.Sleep(trafficAfterRecovery)
-	var counts localcluster.ProbeCounts
-	for _, pr := range probers {
-		counts = counts.Add(pr.Finish())
-	}
+	counts := pr.Finish()
 	maps.Copy(figures, counts.Figures())
 	t.Logf("%s %s: %s", e.backend, t.Name(), formatFigures(figures))
 	if len(counts.Wrong) > 0 {

@@ -30,8 +30,9 @@ type Prober struct {
 	attempts, allowedRuns atomic.Int64
 	forbidden, allowedBad atomic.Int64
 
-	mu    sync.Mutex
-	wrong map[string]int64
+	mu        sync.Mutex
+	wrong     map[string]int64
+	lastWrong time.Time
 }
 
 // StartProber starts probing every pair every interval.
@@ -71,6 +72,7 @@ func (p *Prober) count(pr ProbePair, connected bool) {
 	}
 	p.mu.Lock()
 	p.wrong[pr.Name]++
+	p.lastWrong = time.Now()
 	p.mu.Unlock()
 }
 
@@ -85,22 +87,8 @@ type ProbeCounts struct {
 	// Wrong counts, per pair name, the probes whose outcome contradicted
 	// the pair's verdict.
 	Wrong map[string]int64
-}
-
-// Add sums the counts of two probers.
-func (c ProbeCounts) Add(o ProbeCounts) ProbeCounts {
-	wrong := maps.Clone(c.Wrong)
-	if wrong == nil {
-		wrong = map[string]int64{}
-	}
-	for k, v := range o.Wrong {
-		wrong[k] += v
-	}
-	return ProbeCounts{
-		Probes: c.Probes + o.Probes, AllowedProbes: c.AllowedProbes + o.AllowedProbes,
-		ForbiddenSuccesses: c.ForbiddenSuccesses + o.ForbiddenSuccesses, AllowedFailures: c.AllowedFailures + o.AllowedFailures,
-		Wrong: wrong,
-	}
+	// LastWrong is when the last such probe ended (zero if none did).
+	LastWrong time.Time
 }
 
 // AllowedFailureRatio is allowed failures per allowed probe.
@@ -142,6 +130,6 @@ func (p *Prober) Finish() ProbeCounts {
 	return ProbeCounts{
 		Probes: p.attempts.Load(), AllowedProbes: p.allowedRuns.Load(),
 		ForbiddenSuccesses: p.forbidden.Load(), AllowedFailures: p.allowedBad.Load(),
-		Wrong: maps.Clone(p.wrong),
+		Wrong: maps.Clone(p.wrong), LastWrong: p.lastWrong,
 	}
 }
