@@ -23,12 +23,14 @@ import (
 // DaemonSet's pod template requires its absence (agentOffLabelledNodes).
 const noAgentLabel = "palisade.dev/e2e-no-agent"
 
+// pinnedServer can only go to node-2; the policy isolates it (role=server).
+var pinnedServer = []rrPod{{"pinned", "server", "node-2"}}
+
 const agentOffLabelledNodes = `{"spec":{"template":{"spec":{"affinity":{"nodeAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":` +
 	`{"nodeSelectorTerms":[{"matchExpressions":[{"key":"` + noAgentLabel + `","operator":"DoesNotExist"}]}]}}}}}}}`
 
-// notReadyWorkload is what is created while node-2 has no ready agent: a
-// Deployment the scheduler may place anywhere, and a server pod that can
-// only go to node-2 (the policy isolates it: role=server).
+// notReadyWorkload is a Deployment the scheduler may place on any node,
+// created while node-2 has no ready agent together with pinnedServer.
 const notReadyWorkload = `
 apiVersion: apps/v1
 kind: Deployment
@@ -46,24 +48,6 @@ spec:
       - name: pause
         image: ` + localcluster.PauseImage + `
         imagePullPolicy: IfNotPresent
----
-apiVersion: v1
-kind: Pod
-metadata:
-  name: pinned
-  namespace: rr
-  labels: {role: server}
-spec:
-  nodeSelector: {kubernetes.io/hostname: node-2}
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: podserver
-    image: ` + localcluster.PodserverImage + `
-    imagePullPolicy: IfNotPresent
-    args: ["serve", "--name", "rr/pinned", "--tcp", "80,81", "--udp", "80"]
-    readinessProbe:
-      tcpSocket: {port: 80}
-      periodSeconds: 1
 `
 
 // testAgentNotReadyNode: node-2 loses its agent pod (the DaemonSet is kept
@@ -113,6 +97,7 @@ func (e *rrEnv) testAgentNotReadyNode(t *testing.T) {
 	if _, err := localcluster.ApplyYAML(ctx, e.c.Client, []byte(notReadyWorkload)); err != nil {
 		t.Fatal(err)
 	}
+	applyTemplate(t, e.c, reliabilityPods, pinnedServer)
 	if err := waitForCond(time.Minute, "pinned to be unschedulable for the startup taint and web's pods to be scheduled", func() error {
 		pinned, err := e.c.Clientset.CoreV1().Pods("rr").Get(ctx, "pinned", metav1.GetOptions{})
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/palisade-dev/palisade/internal/localcluster"
@@ -52,24 +53,9 @@ spec:
 
 // reliabilityPolicy admits role=client-allowed to the servers on TCP and
 // UDP 80, and nothing else (81 is denied to everyone).
-const reliabilityPolicy = `
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata:
-  name: servers-from-allowed-clients
-  namespace: rr
-spec:
-  podSelector:
-    matchLabels: {role: server}
-  policyTypes: [Ingress]
-  ingress:
-  - from:
-    - podSelector:
-        matchLabels: {role: client-allowed}
-    ports:
-    - {port: 80, protocol: TCP}
-    - {port: 80, protocol: UDP}
-`
+var reliabilityPolicy = netpol("rr", "servers-from-allowed-clients", labels("role", "server"), ingressOnly,
+	[]networkingv1.NetworkPolicyIngressRule{in(ports(port(corev1.ProtocolTCP, 80), port(corev1.ProtocolUDP, 80)),
+		peerPod(sel("role", "client-allowed")))}, nil)
 
 type rrPod struct{ Name, Role, Node string }
 
@@ -149,7 +135,7 @@ func testReliabilityRealNodes(t *testing.T, backend string) {
 			e.netns[p.Name] = e.openPodNetns(t, p.Name)
 		}
 	}
-	if _, err := localcluster.ApplyYAML(context.Background(), e.c.Client, []byte(reliabilityPolicy)); err != nil {
+	if err := localcluster.ApplyObject(context.Background(), e.c.Client, reliabilityPolicy); err != nil {
 		t.Fatal(err)
 	}
 	if err := waitForCond(60*time.Second, "the policy to give every pair its verdict", e.wrongPairs); err != nil {
