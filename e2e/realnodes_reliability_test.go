@@ -52,10 +52,13 @@ spec:
 {{end}}`
 
 // reliabilityPolicy admits role=client-allowed to the servers on TCP and
-// UDP 80, and nothing else (81 is denied to everyone).
-var reliabilityPolicy = netpol("rr", "servers-from-allowed-clients", labels("role", "server"), ingressOnly,
-	[]networkingv1.NetworkPolicyIngressRule{in(ports(port(corev1.ProtocolTCP, 80), port(corev1.ProtocolUDP, 80)),
-		peerPod(sel("role", "client-allowed")))}, nil)
+// UDP 80, and nothing else (81 is denied to everyone). A new object each
+// time: creating one fills in its resourceVersion.
+func reliabilityPolicy() *networkingv1.NetworkPolicy {
+	return netpol("rr", "servers-from-allowed-clients", labels("role", "server"), ingressOnly,
+		[]networkingv1.NetworkPolicyIngressRule{in(ports(port(corev1.ProtocolTCP, 80), port(corev1.ProtocolUDP, 80)),
+			peerPod(sel("role", "client-allowed")))}, nil)
+}
 
 type rrPod struct{ Name, Role, Node string }
 
@@ -135,7 +138,7 @@ func testReliabilityRealNodes(t *testing.T, backend string) {
 			e.netns[p.Name] = e.openPodNetns(t, p.Name)
 		}
 	}
-	if err := localcluster.ApplyObject(context.Background(), e.c.Client, reliabilityPolicy); err != nil {
+	if err := localcluster.ApplyObject(context.Background(), e.c.Client, reliabilityPolicy()); err != nil {
 		t.Fatal(err)
 	}
 	if err := waitForCond(60*time.Second, "the policy to give every pair its verdict", e.wrongPairs); err != nil {
