@@ -119,6 +119,10 @@ test-conformance-subset: setup-test-env ## The Netpol specs make test runs (hack
 test-reliability: ## Fault and load scenarios on the local cluster (root, ~25 min; RELIABILITY_QUICK=1 for ~8); rewrites docs/reliability.md.
 	hack/reliability.sh
 
+.PHONY: test-reliability-real-nodes
+test-reliability-real-nodes: setup-real-nodes build ## Agent kill -9, agent DaemonSet rolling update and a node without a ready agent, under traffic, on real nodes, both backends (root, ~5 min); prints the figures docs/reliability.md reports.
+	KUBEBUILDER_ASSETS="$$(hack/setup-test-env.sh)" go test $(GOTEST_FLAGS) -v -p 1 -timeout 20m -tags e2e,realnodes -run TestReliabilityRealNodes ./e2e/
+
 .PHONY: bench
 bench: setup-test-env ## Benchmarks (root): writes docs/benchmarks.md and bench/results/; BENCH_QUICK=1 for the quick variant.
 	hack/bench.sh

@@ -84,17 +84,7 @@ func testRealNodes(t *testing.T, backend string) {
 		{"server-1", "server", "node-1"}, {"server-2", "server", "node-2"},
 		{"allowed-1", "client-allowed", "node-1"}, {"denied-2", "client-denied", "node-2"},
 	}
-	// Pods are admitted only once the namespace's default service account
-	// exists (kube-controller-manager creates it).
-	if _, err := localcluster.ApplyYAML(ctx, c.Client, []byte("apiVersion: v1\nkind: Namespace\nmetadata: {name: rn}\n")); err != nil {
-		t.Fatal(err)
-	}
-	if err := waitForCond(30*time.Second, "service account rn/default", func() error {
-		_, err := c.Clientset.CoreV1().ServiceAccounts("rn").Get(ctx, "default", metav1.GetOptions{})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	createRealNamespace(t, c, "rn")
 	applyTemplate(t, c, realNodesPods, pods)
 	ips := map[string]string{}
 	if err := waitForCond(2*time.Minute, "the rn pods to be ready", func() error {
@@ -205,6 +195,23 @@ func upRealNodes(t *testing.T, name, backend string) *localcluster.Cluster {
 	return c
 }
 
+// createRealNamespace creates namespace ns and waits for its default
+// service account: pods are admitted only once it exists
+// (kube-controller-manager creates it).
+func createRealNamespace(t *testing.T, c *localcluster.Cluster, ns string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := localcluster.ApplyYAML(ctx, c.Client, []byte("apiVersion: v1\nkind: Namespace\nmetadata: {name: "+ns+"}\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitForCond(30*time.Second, "service account "+ns+"/default", func() error {
+		_, err := c.Clientset.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func applyTemplate(t *testing.T, c *localcluster.Cluster, text string, data any) {
 	t.Helper()
 	var b strings.Builder
@@ -217,12 +224,17 @@ func applyTemplate(t *testing.T, c *localcluster.Cluster, text string, data any)
 }
 
 func podReady(p *corev1.Pod) bool {
-	for _, cond := range p.Status.Conditions {
-		if cond.Type == corev1.PodReady {
-			return cond.Status == corev1.ConditionTrue
+	c := podCondition(p, corev1.PodReady)
+	return c != nil && c.Status == corev1.ConditionTrue
+}
+
+func podCondition(p *corev1.Pod, t corev1.PodConditionType) *corev1.PodCondition {
+	for i := range p.Status.Conditions {
+		if p.Status.Conditions[i].Type == t {
+			return &p.Status.Conditions[i]
 		}
 	}
-	return false
+	return nil
 }
 
 // waitForCond polls check until it succeeds or timeout passes.

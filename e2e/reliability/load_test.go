@@ -255,7 +255,7 @@ func TestS11Load(t *testing.T) {
 	}
 	drain := time.Since(drainStart)
 	sample()
-	figs := pr.finish()
+	figs := pr.Finish().Figures()
 	figs["setupSeconds"] = int(setupTime.Seconds())
 	figs["allReadyAfterCreationSeconds"] = int(initialReady.Seconds())
 	figs["podEvents"], figs["podEventsPerSecond"], figs["podEventErrors"] = events, int(churnRate), errs

@@ -127,7 +127,7 @@ func TestS01CrashMidUpdate(t *testing.T) {
 		}
 		converge = append(converge, waitTableDesired(t, "node-1", 60*time.Second))
 	}
-	figs := pr.finish()
+	figs := pr.Finish().Figures()
 	figs["rounds"], figs["policiesPerChange"] = rounds, n
 	figs["restartToReadyMaxMs"] = slices.Max(ready).Milliseconds()
 	figs["restartToReadyMeanMs"] = mean(ready).Milliseconds()
@@ -267,7 +267,7 @@ func TestS02GracefulRestart(t *testing.T) {
 			}
 		}
 	}
-	figs := pr.finish()
+	figs := pr.Finish().Figures()
 	figs["restarts"] = 2 * rounds
 	figs["establishedTCPSurvived"] = fmt.Sprintf("%d/%d", survived, 2*rounds)
 	figs["restartToReadyMaxMs"] = slices.Max(ready).Milliseconds()
@@ -478,7 +478,7 @@ func TestS04APIServerOutage(t *testing.T) {
 	if err := cl.Client.Update(ctx, withRV(ctx, t, basePolicy(basePorts()...))); err != nil {
 		t.Fatal(err)
 	}
-	figs := pr.finish()
+	figs := pr.Finish().Figures()
 	figs["outage"] = outage.String()
 	figs["kernelTablesUnchanged"] = unchanged
 	figs["agentsAliveNoRestart"] = alive

@@ -65,6 +65,18 @@ func Open(name string) (*NS, error) {
 	return &NS{Name: name, Fd: int(f.Fd()), f: f}, nil
 }
 
+// OpenPath opens the namespace a file names, e.g. /proc/<pid>/ns/net of a
+// container's process: the kubelet's pods have no name under Dir. The
+// handle keeps the namespace alive while it is open, whatever happens to
+// that process.
+func OpenPath(path string) (*NS, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open netns %s: %w", path, err)
+	}
+	return &NS{Name: path, Fd: int(f.Fd()), f: f}, nil
+}
+
 // Close closes the handle; the namespace stays.
 func (ns *NS) Close() error {
 	if ns.f == nil {
