@@ -25,6 +25,10 @@ func TestRestoreAfterFlushKernel(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "agent-state.json")
 	for _, seed := range []uint64{11, 12} {
 		st := randomState(seed)
+		// From an empty table, as after a reboot: nft lists objects in the
+		// order they were created, and a full rebuild over the previous
+		// seed's table keeps the sets both states have where they were.
+		ns.Run(t, "nft", "flush", "ruleset")
 		if _, err := nft.New(nft.WithNetNSFd(ns.Fd)).Sync(ctx, st); err != nil {
 			t.Fatal(err)
 		}
