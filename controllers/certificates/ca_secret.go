@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/palisade-dev/palisade/api/v1alpha1"
 	"github.com/palisade-dev/palisade/internal/pki"
 )
 
@@ -49,7 +50,7 @@ func LoadOrCreateCA(ctx context.Context, reader client.Reader, writer client.Wri
 			return nil, err
 		}
 		s = corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace, Labels: map[string]string{"app.kubernetes.io/managed-by": "palisade"}},
+			ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace, Labels: map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue}},
 			Type:       corev1.SecretTypeTLS,
 			Data:       map[string][]byte{corev1.TLSCertKey: pki.EncodeCertificates(ca.Cert), corev1.TLSPrivateKeyKey: keyPEM},
 		}

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/palisade-dev/palisade/api/v1alpha1"
 	"github.com/palisade-dev/palisade/internal/kubeassets"
 )
 
@@ -96,7 +97,7 @@ func (c *Cluster) kubectl(w io.Writer, args ...string) {
 // printPolicies prints Palisade's NetworkPolicies, one line per rule.
 func printPolicies(ctx context.Context, cl client.Client, w io.Writer) error {
 	var list networkingv1.NetworkPolicyList
-	if err := cl.List(ctx, &list, client.MatchingLabels{"app.kubernetes.io/managed-by": "palisade"}); err != nil {
+	if err := cl.List(ctx, &list, client.MatchingLabels{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue}); err != nil {
 		return err
 	}
 	sort.Slice(list.Items, func(i, j int) bool {
