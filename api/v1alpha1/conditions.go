@@ -101,10 +101,15 @@ const (
 	// compiled from; agents report it back as programmed.
 	LabelIntentGeneration = "palisade.dev/intent-generation"
 	// LabelZeroTrust on a Namespace opts it into zero trust when its value is
-	// ZeroTrustEnforce.
+	// ZeroTrustEnforce, or into observation when it is ZeroTrustObserve.
 	LabelZeroTrust = "palisade.dev/zero-trust"
 	// ZeroTrustEnforce is the value of LabelZeroTrust that turns zero trust on.
 	ZeroTrustEnforce = "enforce"
+	// ZeroTrustObserve is the value of LabelZeroTrust that makes agents log
+	// the first packet of every new connection to and from the namespace's
+	// pods, policed or not, without changing any verdict. The controller keeps
+	// what they saw in the namespace's TrafficHistory.
+	ZeroTrustObserve = "observe"
 	// Finalizer lets the controller remove the intent's NetworkPolicies in other
 	// namespaces, which owner references cannot reach.
 	Finalizer = "palisade.dev/networkpolicies"

@@ -5,7 +5,7 @@ import (
 )
 
 // FlowVerdict is what the dataplane did with a flow.
-// +kubebuilder:validation:Enum=Allowed;Dropped;Audited
+// +kubebuilder:validation:Enum=Allowed;Dropped;Audited;NotPoliced
 type FlowVerdict string
 
 const (
@@ -16,6 +16,10 @@ const (
 	// VerdictAudited: only Audit-mode policies select the pod and none of them
 	// allows the flow; it was let through and would be dropped in Enforce mode.
 	VerdictAudited FlowVerdict = "Audited"
+	// VerdictNotPoliced: no policy selects the pod on the flow's side of the
+	// decision, so the flow was let through; logged only for namespaces in
+	// observation (LabelZeroTrust=ZeroTrustObserve).
+	VerdictNotPoliced FlowVerdict = "NotPoliced"
 )
 
 // Report timing shared by agents and the controller.
