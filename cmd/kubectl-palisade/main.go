@@ -1,38 +1,36 @@
 // Command kubectl-palisade is Palisade's kubectl plugin (`kubectl palisade`).
-//
-// `kubectl palisade flows-cert` gets the current user a short-lived client
-// certificate for the agents' mutual-TLS flow API: it makes a key, sends a
-// CertificateSigningRequest of signer palisade.dev/flows-client, which
-// Palisade's controller signs when RBAC lets the user get
-// flows.palisade.dev (the palisade-flows-reader ClusterRole), and writes
-// the key, the certificate and Palisade's CA where `hubble observe --tls`
-// reads them.
+// It talks to the cluster with the user's kubeconfig and RBAC, like every
+// kubectl plugin; each subcommand lives in its own file.
 package main
 
 import (
-	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"time"
-
-	"k8s.io/client-go/kubernetes"
-	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
-
-	"github.com/palisade-dev/palisade/internal/pki"
+	"sort"
+	"strings"
 )
 
-const usage = `Usage: kubectl palisade flows-cert [--dir DIR] [--lifetime 1h] [--kubeconfig FILE]
+const usage = `Usage: kubectl palisade COMMAND [flags]
 
-Gets you a client certificate for the agents' mutual-TLS flow API (port 4245),
-signed by Palisade's CA if RBAC lets you get flows.palisade.dev, and writes
-DIR/flows.key, DIR/flows.crt and DIR/ca.crt for:
-
-  hubble observe --server <node-ip>:4245 --tls --tls-ca-cert-files DIR/ca.crt \
-    --tls-client-cert-file DIR/flows.crt --tls-client-key-file DIR/flows.key
+Commands:
+%s
+Run "kubectl palisade COMMAND --help" for a command's flags.
 `
+
+// command is one `kubectl palisade` subcommand. Each registers itself from
+// its own file's init, so commands stay independent of one another.
+type command struct {
+	// summary is the one line the top-level usage prints.
+	summary string
+	// run parses the command's own flags (args exclude the command's name)
+	// and runs it.
+	run func(args []string, stdout io.Writer) error
+}
+
+var commands = map[string]command{}
+
+func register(name string, c command) { commands[name] = c }
 
 func main() {
 	if err := run(os.Args[1:], os.Stdout); err != nil {
@@ -42,38 +40,27 @@ func main() {
 }
 
 func run(args []string, stdout io.Writer) error {
-	if len(args) == 0 || args[0] != "flows-cert" {
-		fmt.Fprint(os.Stderr, usage)
-		return fmt.Errorf("unknown command %q: want flows-cert", args)
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, topUsage())
+		return fmt.Errorf("no command given")
 	}
-	fs := flag.NewFlagSet("flows-cert", flag.ExitOnError)
-	fs.Usage = func() { fmt.Fprint(os.Stderr, usage) }
-	dir := fs.String("dir", ".", "Directory to write flows.key (mode 0600), flows.crt and ca.crt into.")
-	lifetime := fs.Duration("lifetime", pki.MaxClientLifetime, "How long the certificate should be valid (Palisade issues at most 1h).")
-	timeout := fs.Duration("timeout", time.Minute, "How long to wait for the controller to sign.")
-	ctrlconfig.RegisterFlags(fs) // --kubeconfig
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
+	c, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprint(os.Stderr, topUsage())
+		return fmt.Errorf("unknown command %q", args[0])
 	}
-	cfg, err := ctrlconfig.GetConfig()
-	if err != nil {
-		return fmt.Errorf("kubeconfig: %w", err)
+	return c.run(args[1:], stdout)
+}
+
+func topUsage() string {
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
 	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return err
+	sort.Strings(names)
+	var b strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&b, "  %-12s %s\n", n, commands[n].summary)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
-	files, err := requestFlowsCert(ctx, cs, *dir, *lifetime)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "wrote %s, %s and %s for %s, valid until %s\n",
-		files.Key, files.Cert, files.CA, files.User, files.NotAfter.Local().Format(time.RFC3339))
-	fmt.Fprintf(stdout, "hubble observe --server <node-ip>:4245 --tls --tls-ca-cert-files %s --tls-client-cert-file %s --tls-client-key-file %s\n",
-		files.CA, files.Cert, files.Key)
-	return nil
+	return fmt.Sprintf(usage, b.String())
 }
